@@ -1,0 +1,251 @@
+"""compute_window: one window of ticks → bars, option snapshots and quarantine (pure).
+
+No I/O, no clock, no globals: the previous window's per-instrument carry goes in, the new
+carry comes out, so replaying the same ticks gives the same results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._jit import jit
+from .columns import (
+    BAR_COLUMNS,
+    MISSING_INT,
+    OPTION_COLUMNS,
+    QUARANTINE_COLUMNS,
+    Table,
+    TickBatch,
+    empty_table,
+)
+from .instruments import InstrumentRegistry, Kind
+from .masks import Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Carry:
+    """What one window leaves for the next, per registry row.
+
+    ``volume_traded`` is the last cumulative day volume seen (``MISSING_INT`` before the
+    first), from which each window's volume is a difference that survives gaps.
+    """
+
+    volume_traded: np.ndarray  # int64
+    last_price: np.ndarray     # float64
+
+    @classmethod
+    def initial(cls, n_instruments: int) -> Carry:
+        return cls(np.full(n_instruments, MISSING_INT, np.int64),
+                   np.full(n_instruments, np.nan, np.float64))
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """Everything a window publishes; tables follow the schemas of :mod:`vectorticks.columns`.
+
+    ``ticks_in`` counts every tick that entered the window: it equals the ticks summed over
+    ``bars`` and ``options`` (``tick_count``) plus the rows of ``quarantine``.
+    """
+
+    seq: int
+    start_ns: int
+    end_ns: int
+    ticks_in: int
+    bars: Table
+    options: Table
+    quarantine: Table
+
+    @property
+    def ticks_published(self) -> int:
+        """Ticks that made it into a bar or a snapshot."""
+        return int(self.bars["tick_count"].sum() + self.options["tick_count"].sum())
+
+
+def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry, *,
+                   seq: int, start_ns: int, end_ns: int) -> tuple[WindowResult, Carry]:
+    """Compute one window.
+
+    Parameters
+    ----------
+    batch
+        The window's ticks in arrival order.
+    registry
+        Instruments; ``carry`` is indexed by its rows.
+    carry
+        State left by the previous window (``Carry.initial`` for the first); not modified.
+    seq, start_ns, end_ns
+        Window sequence number and bounds, copied into the result.
+
+    Returns
+    -------
+    (WindowResult, Carry)
+        The window's tables (bars and snapshots sorted by instrument token) and the carry
+        for the next window.
+    """
+    rows = registry.rows_of(batch.instrument_token)
+    known = rows >= 0
+    quarantine = _quarantine(batch, ~known, Reason.UNKNOWN_INSTRUMENT)
+
+    order = np.flatnonzero(known)
+    order = order[np.argsort(rows[order], kind="stable")]  # by instrument, arrival order kept
+    sorted_rows = rows[order]
+    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]]) if len(order) \
+        else np.zeros(0, np.int64)
+
+    new_volume = carry.volume_traded.copy()
+    new_price = carry.last_price.copy()
+    g = _Groups(len(starts))
+    _group_kernel(order, starts, sorted_rows, batch.last_price, batch.volume_traded, batch.oi,
+                  batch.received_ns, batch.bid_price, batch.bid_quantity, batch.ask_price,
+                  batch.ask_quantity, new_volume, new_price,
+                  g.open, g.high, g.low, g.close, g.volume, g.volume_traded, g.count, g.oi,
+                  g.first_ns, g.last_ns, g.bid, g.bid_qty, g.ask, g.ask_qty)
+
+    group_rows = sorted_rows[starts]
+    is_option = registry.kind[group_rows] >= Kind.CALL
+    bars = _bars(registry, group_rows, g, ~is_option)
+    options = _options(registry, group_rows, g, is_option)
+    result = WindowResult(seq=seq, start_ns=start_ns, end_ns=end_ns, ticks_in=len(batch),
+                          bars=bars, options=options, quarantine=quarantine)
+    return result, Carry(new_volume, new_price)
+
+
+class _Groups:
+    """Per-instrument outputs of the kernel, one slot per instrument that ticked."""
+
+    def __init__(self, n: int) -> None:
+        self.open = np.empty(n, np.float64)
+        self.high = np.empty(n, np.float64)
+        self.low = np.empty(n, np.float64)
+        self.close = np.empty(n, np.float64)
+        self.volume = np.empty(n, np.int64)
+        self.volume_traded = np.empty(n, np.int64)
+        self.count = np.empty(n, np.int32)
+        self.oi = np.empty(n, np.int64)
+        self.first_ns = np.empty(n, np.int64)
+        self.last_ns = np.empty(n, np.int64)
+        self.bid = np.empty(n, np.float64)
+        self.bid_qty = np.empty(n, np.int64)
+        self.ask = np.empty(n, np.float64)
+        self.ask_qty = np.empty(n, np.int64)
+
+
+@jit
+def _group_kernel(order, starts, sorted_rows, price, cum_volume, oi, received, bid, bid_qty,
+                  ask, ask_qty, carry_volume, carry_price,
+                  o_open, o_high, o_low, o_close, o_volume, o_volume_traded, o_count, o_oi,
+                  o_first, o_last, o_bid, o_bid_qty, o_ask, o_ask_qty):
+    """One pass over the ticks grouped by instrument (``order`` sorts them, ``starts`` marks
+    each group's first position). Missing values are skipped: the last *present* value wins.
+    Window volume sums the increments of cumulative ``volume_traded`` against the carry; a
+    decrease means the day's counter restarted, so the new value is itself the increment.
+    """
+    missing = np.iinfo(np.int64).min
+    n = len(order)
+    for g in range(len(starts)):
+        lo = starts[g]
+        hi = starts[g + 1] if g + 1 < len(starts) else n
+        row = sorted_rows[lo]
+        first_px = np.nan
+        high = np.nan
+        low = np.nan
+        last_px = np.nan
+        vol = 0
+        last_cum = missing
+        last_oi = missing
+        b = np.nan
+        bq = missing
+        a = np.nan
+        aq = missing
+        prev_cum = carry_volume[row]
+        for k in range(lo, hi):
+            i = order[k]
+            p = price[i]
+            if np.isfinite(p):
+                if not np.isfinite(first_px):
+                    first_px = p
+                    high = p
+                    low = p
+                else:
+                    high = max(high, p)
+                    low = min(low, p)
+                last_px = p
+            v = cum_volume[i]
+            if v != missing:
+                if prev_cum != missing:
+                    vol += v - prev_cum if v >= prev_cum else v
+                prev_cum = v
+                last_cum = v
+            if oi[i] != missing:
+                last_oi = oi[i]
+            if np.isfinite(bid[i]):
+                b = bid[i]
+                bq = bid_qty[i]
+            if np.isfinite(ask[i]):
+                a = ask[i]
+                aq = ask_qty[i]
+        carry_volume[row] = prev_cum
+        if np.isfinite(last_px):
+            carry_price[row] = last_px
+        o_open[g] = first_px
+        o_high[g] = high
+        o_low[g] = low
+        o_close[g] = last_px
+        o_volume[g] = vol
+        o_volume_traded[g] = last_cum
+        o_count[g] = hi - lo
+        o_oi[g] = last_oi
+        o_first[g] = received[order[lo]]
+        o_last[g] = received[order[hi - 1]]
+        o_bid[g] = b
+        o_bid_qty[g] = bq
+        o_ask[g] = a
+        o_ask_qty[g] = aq
+
+
+def _bars(registry: InstrumentRegistry, rows: np.ndarray, g: _Groups, sel: np.ndarray) -> Table:
+    table = {
+        "instrument_token": registry.token[rows[sel]],
+        "open": g.open[sel], "high": g.high[sel], "low": g.low[sel], "close": g.close[sel],
+        "volume": g.volume[sel], "volume_traded": g.volume_traded[sel],
+        "tick_count": g.count[sel], "oi": g.oi[sel],
+        "first_received_ns": g.first_ns[sel], "last_received_ns": g.last_ns[sel],
+    }
+    return {c.name: table[c.name] for c in BAR_COLUMNS}
+
+
+def _options(registry: InstrumentRegistry, rows: np.ndarray, g: _Groups,
+             sel: np.ndarray) -> Table:
+    r = rows[sel]
+    bid, ask = g.bid[sel], g.ask[sel]
+    quoted = (bid > 0) & (ask > 0)
+    table = empty_table(OPTION_COLUMNS, len(r))  # IV and Greeks stay NaN until computed
+    table.update({
+        "instrument_token": registry.token[r],
+        "underlying_token": registry.underlying_token[r],
+        "future_token": registry.future_token[r],
+        "strike": registry.strike[r],
+        "expiry_ns": registry.expiry_ns[r],
+        "is_call": registry.kind[r] == Kind.CALL,
+        "last_price": g.close[sel],
+        "bid_price": bid, "bid_quantity": g.bid_qty[sel],
+        "ask_price": ask, "ask_quantity": g.ask_qty[sel],
+        "mid_price": np.where(quoted, (bid + ask) * 0.5, np.nan),
+        "oi": g.oi[sel], "volume_traded": g.volume_traded[sel], "volume": g.volume[sel],
+        "tick_count": g.count[sel], "last_received_ns": g.last_ns[sel],
+    })
+    return table
+
+
+def _quarantine(batch: TickBatch, rejected: np.ndarray, reason: Reason) -> Table:
+    idx = np.flatnonzero(rejected)
+    table = {
+        "instrument_token": batch.instrument_token[idx],
+        "received_ns": batch.received_ns[idx],
+        "reason": np.full(len(idx), int(reason), np.uint32),
+        "last_price": batch.last_price[idx],
+        "volume_traded": batch.volume_traded[idx],
+    }
+    return {c.name: table[c.name] for c in QUARANTINE_COLUMNS}

@@ -1,0 +1,27 @@
+"""The one error hierarchy of vectorticks: catch ``VectorticksError`` to catch them all."""
+
+from __future__ import annotations
+
+
+class VectorticksError(Exception):
+    """Base class of every error raised by vectorticks."""
+
+
+class SchemaError(VectorticksError, ValueError):
+    """Columns of the wrong name, dtype or length were given."""
+
+
+class InstrumentError(VectorticksError, ValueError):
+    """An instruments file or table is malformed."""
+
+
+class PayloadError(VectorticksError, ValueError):
+    """A packed window payload is malformed: truncated, corrupted or of an unknown version."""
+
+
+class SinkError(VectorticksError):
+    """A sink failed to write; the sender retries it."""
+
+
+class ConfigError(VectorticksError, ValueError):
+    """Settings are inconsistent (for example a Redis sink without a URL)."""
