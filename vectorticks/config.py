@@ -1,0 +1,67 @@
+"""Settings: every knob with a documented default, read from ``VECTORTICKS_*`` variables.
+
+``Settings()`` reads the environment (and a ``.env`` file if present); keyword arguments
+override both. The seed processor's names are kept: ``VECTORTICKS_TICK_BATCH_WINDOW_MS``
+and ``VECTORTICKS_TICK_BATCH_MAX_SIZE``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SinkKind = Literal["file", "stream", "pubsub", "spubsub", "legacy", "memory"]
+OverflowPolicy = Literal["drop_oldest", "drop_newest"]
+
+
+class Settings(BaseSettings):
+    """vectorticks settings (environment variables ``VECTORTICKS_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="VECTORTICKS_", env_file=".env",
+                                      extra="ignore", frozen=True)
+
+    # Windows
+    tick_batch_window_ms: int = Field(100, gt=0, description="window length in ms of receive time")
+    tick_batch_max_size: int = Field(20_000, gt=0, description="ticks that cut a window early")
+
+    # Where windows go
+    sink: SinkKind | None = Field(
+        None, description="file, stream, pubsub, spubsub, legacy or memory; "
+                          "default: stream when redis_url is set, else file")
+    redis_url: SecretStr | None = Field(
+        None, description="redis://[user:password@]host:port/db, rediss:// for TLS")
+    stream_key: str = "vt:windows"
+    stream_maxlen: int = Field(10_000, gt=0, description="approximate MAXLEN of the stream")
+    channel: str = Field("vt:windows", description="pub/sub channel of the packed payloads")
+    legacy_channel_template: str = Field(
+        "ticks:{instrument_token}", description="per-instrument channel of legacy mode")
+    file_path: Path = Field(Path("vectorticks-windows.vtw"),
+                            description="file sink: payloads appended back to back")
+
+    # Outbox and sender
+    outbox_capacity: int = Field(1024, gt=0, description="windows waiting for the sender")
+    outbox_overflow: OverflowPolicy = Field(
+        "drop_oldest", description="which window is dropped (and counted) when the outbox is full")
+    retry_initial_s: float = Field(0.05, gt=0, description="first retry delay")
+    retry_max_s: float = Field(2.0, gt=0, description="retry delays double up to this")
+    close_timeout_s: float = Field(10.0, ge=0, description="how long close() drains the outbox")
+
+    @property
+    def window_ns(self) -> int:
+        return self.tick_batch_window_ms * 1_000_000
+
+    @property
+    def sink_kind(self) -> SinkKind:
+        """The sink in effect: explicit, else a Redis stream when a URL is set, else file."""
+        if self.sink is not None:
+            return self.sink
+        return "stream" if self.redis_url is not None else "file"
+
+    @model_validator(mode="after")
+    def _redis_url_given(self) -> Settings:
+        if self.sink in ("stream", "pubsub", "spubsub", "legacy") and self.redis_url is None:
+            raise ValueError(f"sink {self.sink!r} needs redis_url (VECTORTICKS_REDIS_URL)")
+        return self
