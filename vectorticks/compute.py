@@ -88,11 +88,8 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
     known = rows >= 0
     quarantine = _quarantine(batch, ~known, Reason.UNKNOWN_INSTRUMENT)
 
-    order = np.flatnonzero(known)
-    order = order[np.argsort(rows[order], kind="stable")]  # by instrument, arrival order kept
+    order, starts = _group_order(rows, len(registry))
     sorted_rows = rows[order]
-    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]]) if len(order) \
-        else np.zeros(0, np.int64)
 
     new_volume = carry.volume_traded.copy()
     new_price = carry.last_price.copy()
@@ -130,6 +127,38 @@ class _Groups:
         self.bid_qty = np.empty(n, np.int64)
         self.ask = np.empty(n, np.float64)
         self.ask_qty = np.empty(n, np.int64)
+
+
+@jit
+def _group_order(rows, n_rows):
+    """Counting sort of the known ticks by registry row, stable (arrival order kept within
+    an instrument): returns the tick order and the position where each instrument's group
+    starts. O(ticks + instruments), unlike a comparison sort."""
+    counts = np.zeros(n_rows + 1, np.int64)
+    for r in rows:
+        if r >= 0:
+            counts[r + 1] += 1
+    groups = 0
+    for r in range(n_rows):
+        if counts[r + 1]:
+            groups += 1
+        counts[r + 1] += counts[r]
+    order = np.empty(counts[n_rows], np.int64)
+    for i in range(len(rows)):
+        r = rows[i]
+        if r >= 0:
+            order[counts[r]] = i
+            counts[r] += 1
+    starts = np.empty(groups, np.int64)
+    g = 0
+    pos = 0
+    for r in range(n_rows):
+        end = counts[r]  # after the fill, counts[r] is where row r's group ends
+        if end > pos:
+            starts[g] = pos
+            g += 1
+            pos = end
+    return order, starts
 
 
 @jit

@@ -155,6 +155,13 @@ class Engine:
         self._sender = threading.Thread(target=self._send_loop, name="vectorticks-sender",
                                         daemon=True)
         self._sender.start()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Load (or compile) the JIT kernels now, not inside the first live window."""
+        result, _ = compute_window(TickBatch.empty(), self.registry, self._carry, seq=0,
+                                   start_ns=0, end_ns=0)
+        payload.encode(result)
 
     # -- window loop (caller's thread) -------------------------------------------------
 

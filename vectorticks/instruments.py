@@ -16,6 +16,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from ._jit import jit
 from .columns import MISSING_INT
 from .errors import InstrumentError
 
@@ -70,11 +71,7 @@ class InstrumentRegistry:
 
     def rows_of(self, tokens: np.ndarray) -> np.ndarray:
         """Registry row of each token (int64), ``-1`` for unknown tokens."""
-        tokens = np.asarray(tokens, dtype=np.uint32)
-        rows = np.searchsorted(self.token, tokens)
-        rows[rows == len(self.token)] = 0
-        known = self.token[rows] == tokens if len(self.token) else np.zeros(len(tokens), bool)
-        return np.where(known, rows, -1).astype(np.int64)
+        return _rows_of(np.asarray(tokens, dtype=np.uint32), self.token)
 
     def token_of(self, tradingsymbol: str) -> int:
         """Token of a tradingsymbol (raises ``KeyError`` if absent)."""
@@ -165,6 +162,25 @@ class InstrumentRegistry:
             "strike": self.strike, "expiry_ns": self.expiry_ns,
             "tick_size": self.tick_size, "lot_size": self.lot_size,
         })
+
+
+@jit
+def _rows_of(tokens: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Binary search of each token in the sorted ``table`` (several times faster than
+    ``np.searchsorted`` plus the equality check on window-sized inputs)."""
+    m = len(table)
+    rows = np.empty(len(tokens), np.int64)
+    for i in range(len(tokens)):
+        t = tokens[i]
+        lo, hi = 0, m
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if table[mid] < t:
+                lo = mid + 1
+            else:
+                hi = mid
+        rows[i] = lo if lo < m and table[lo] == t else -1
+    return rows
 
 
 def _expiry_ns(expiry: pd.Series) -> np.ndarray:

@@ -133,6 +133,6 @@ def test_unknown_tokens_are_quarantined_with_reason(registry):
 
 
 def test_empty_window(registry):
-    result, carry = run(registry, TickBatch.empty())
+    result, _carry = run(registry, TickBatch.empty())
     assert result.ticks_in == 0 and len(result.bars["open"]) == 0
     assert len(result.options["iv"]) == 0

@@ -1,5 +1,7 @@
 """WindowAccumulator: time cuts on a fake clock, size cuts, boundaries, nothing lost."""
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -143,4 +145,4 @@ def test_no_tick_lost_or_duplicated_and_windows_ordered(gaps, split, polls, max_
     assert all(w.start_ns <= w.end_ns for w in out)
     ends = [w.end_ns for w in out]
     assert ends == sorted(ends)
-    assert all(a.end_ns <= b.start_ns for a, b in zip(out, out[1:], strict=False))
+    assert all(a.end_ns <= b.start_ns for a, b in itertools.pairwise(out))
