@@ -48,6 +48,7 @@ __all__ = [
     "Header",
     "PayloadError",
     "Window",
+    "checksum",
     "decode",
     "encode",
     "encode_sections",
@@ -69,9 +70,10 @@ SECTION_COLUMNS: Final[Mapping[str, tuple[Column, ...]]] = {
 }
 
 # magic, version, header_size, seq, start_ns, end_ns, ticks_in, section_count, flags,
-# body_len, body_crc32
+# body_len, crc32 (of header bytes 0-43, then the body)
 _HEADER = struct.Struct("<4sHHQqqIHHII")
 assert _HEADER.size == HEADER_SIZE
+_CRC_OFFSET: Final = 44
 _U16 = struct.Struct("<H")
 _I16 = struct.Struct("<h")
 _U32 = struct.Struct("<I")
@@ -255,12 +257,19 @@ def encode_sections(seq: int, start_ns: int, end_ns: int, ticks_in: int,
         body_len += len(parts[prefix]) + data_len
     if body_len > _U32_MAX:
         raise PayloadError(f"body is {body_len} bytes; at most 2**32 - 1 fit")
-    crc = 0
-    for part in parts:
+    fields = (MAGIC, VERSION, HEADER_SIZE, seq, start_ns, end_ns, ticks_in, len(sections), 0,
+              body_len)
+    crc = zlib.crc32(_HEADER.pack(*fields, 0)[:_CRC_OFFSET])
+    for part in parts[1:]:
         crc = zlib.crc32(part, crc)
-    parts[0] = _HEADER.pack(MAGIC, VERSION, HEADER_SIZE, seq, start_ns, end_ns, ticks_in,
-                            len(sections), 0, body_len, crc)
+    parts[0] = _HEADER.pack(*fields, crc)
     return b"".join(parts)
+
+
+def checksum(header: bytes | memoryview, body: bytes | memoryview) -> int:
+    """The payload's CRC-32: over the first 44 header bytes (every field before the
+    checksum), continued over the body; extension bytes are not covered."""
+    return zlib.crc32(body, zlib.crc32(header[:_CRC_OFFSET]))
 
 
 def _in_range(field: str, value: int, lo: int, hi: int) -> int:
@@ -303,7 +312,7 @@ class Header:
     section_count: int
     flags: int
     body_len: int
-    body_crc32: int
+    crc32: int
 
     @property
     def total_len(self) -> int:
@@ -408,9 +417,9 @@ def decode(data: bytes | bytearray | memoryview) -> Window:
     if h.body_len != n - h.header_size:
         raise PayloadError(f"body_len {h.body_len} but {n - h.header_size} bytes follow the "
                            f"header")
-    crc = zlib.crc32(view[h.header_size:])
-    if crc != h.body_crc32:
-        raise PayloadError(f"body CRC-32 0x{crc:08x} != header's 0x{h.body_crc32:08x}")
+    crc = checksum(view, view[h.header_size:])
+    if crc != h.crc32:
+        raise PayloadError(f"CRC-32 0x{crc:08x} != header's 0x{h.crc32:08x}")
 
     buffer = pa.py_buffer(view)
     tables: dict[str, pa.Table] = {}

@@ -25,7 +25,15 @@ from vectorticks.columns import (
 )
 from vectorticks.compute import WindowResult
 from vectorticks.errors import PayloadError, SchemaError, VectorticksError
-from vectorticks.payload import Header, Window, decode, encode, iter_file, read_header
+from vectorticks.payload import (
+    Header,
+    Window,
+    checksum,
+    decode,
+    encode,
+    iter_file,
+    read_header,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "payload.md"
 HEADER = struct.Struct("<4sHHQqqIHHII")
@@ -129,8 +137,9 @@ def build(sections: list[tuple[bytes, bytes]] | bytes, *, magic: bytes = b"VTKW"
     count = len(sections) if section_count is None and not isinstance(sections, bytes) \
         else (section_count or 0)
     header = HEADER.pack(magic, version, header_size, seq, T0, T0 + 1, ticks_in, count,
-                         flags, len(body) if body_len is None else body_len,
-                         zlib.crc32(body) if crc is None else crc)
+                         flags, len(body) if body_len is None else body_len, crc or 0)
+    if crc is None:
+        header = header[:44] + struct.pack("<I", checksum(header, body))
     return header + extension + body
 
 
@@ -162,8 +171,8 @@ def refresh(data: bytes) -> bytes:
     if not 48 <= header_size <= len(data):
         return data
     body = data[header_size:]
-    return (data[:40] + struct.pack("<II", len(body), zlib.crc32(body))
-            + data[48:header_size] + body)
+    head = data[:40] + struct.pack("<I", len(body))
+    return head + struct.pack("<I", checksum(head, body)) + data[48:header_size] + body
 
 
 # -- round trips ----------------------------------------------------------------------------
@@ -278,11 +287,11 @@ def test_header_layout_and_read_header(valid: bytes) -> None:
     fields = HEADER.unpack_from(valid)
     body = valid[48:]
     assert fields == (b"VTKW", 1, 48, 42, T0, T0 + 1_000_000_000, 2**32 - 1, 3, 0, len(body),
-                      zlib.crc32(body))
+                      zlib.crc32(body, zlib.crc32(valid[:44])))
     h = read_header(valid)
     assert h == Header(version=1, header_size=48, seq=42, start_ns=T0,
                        end_ns=T0 + 1_000_000_000, ticks_in=2**32 - 1, section_count=3,
-                       flags=0, body_len=len(body), body_crc32=zlib.crc32(body))
+                       flags=0, body_len=len(body), crc32=checksum(valid, body))
     assert h.total_len == len(valid)
     assert read_header(valid[:48]) == h  # the fixed header alone is enough
     assert [name for name, _ in sections_of(valid)] == [b"bars", b"options", b"quarantine"]
@@ -298,7 +307,8 @@ def test_header_extension_bytes_are_skipped(valid: bytes) -> None:
     body = valid[48:]
     extended = bytearray(valid[:48]) + b"\x01" * 16 + body
     struct.pack_into("<H", extended, 6, 64)
-    w = decode(bytes(extended))
+    extended = refresh(bytes(extended))     # header_size is covered by the CRC
+    w = decode(extended)
     assert w.seq == 42
     assert w.tables["options"].num_rows == 4
     assert read_header(extended).total_len == len(extended)
@@ -496,7 +506,9 @@ MALFORMED = {
     "body_len max": lambda v: _patched(v, 40, "<I", 2**32 - 1),
     "truncated": lambda v: v[:-1],
     "trailing bytes": lambda v: v + b"\x00",
-    "bad crc field": lambda v: _patched(v, 44, "<I", zlib.crc32(v[48:]) ^ 1),
+    "bad crc field": lambda v: _patched(v, 44, "<I", checksum(v, v[48:]) ^ 1),
+    "seq flipped": lambda v: _patched(v, 8, "<Q", 43),
+    "end_ns flipped": lambda v: _patched(v, 24, "<q", T0 + 5),
     "body byte flipped": lambda v: v[:-20] + bytes([v[-20] ^ 0x40]) + v[-19:],
     "flags set": lambda v: _patched(v, 38, "<H", 1),
     "section_count 65": lambda v: build(v[48:], section_count=65),
@@ -745,13 +757,13 @@ def example_payload() -> bytes:
 def header_dump(data: bytes) -> list[str]:
     """The annotated header hex dump of docs/payload.md, one line per field."""
     names = ["magic", "version", "header_size", "seq", "start_ns", "end_ns", "ticks_in",
-             "section_count", "flags", "body_len", "body_crc32"]
+             "section_count", "flags", "body_len", "crc32"]
     sizes = [4, 2, 2, 8, 8, 8, 4, 2, 2, 4, 4]
     values = HEADER.unpack_from(data)
     lines, offset = [], 0
     for name, size, value in zip(names, sizes, values, strict=True):
         shown = repr(value)[1:] if name == "magic" else (
-            f"0x{value:08x}" if name == "body_crc32" else str(value))
+            f"0x{value:08x}" if name == "crc32" else str(value))
         lines.append(f"{offset:>6}  {data[offset:offset + size].hex(' '):<23}  {name} = {shown}")
         offset += size
     return lines
