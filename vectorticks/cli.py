@@ -13,6 +13,7 @@ from typing import Any
 
 from .config import Settings
 from .engine import Engine
+from .errors import PayloadError
 from .payload import Window
 from .sources import SyntheticMarket
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--file", help="read a file written by the file sink")
     source.add_argument("--stream", help="Redis stream key (default with --redis-url)")
     source.add_argument("--channel", help="Redis pub/sub channel")
+    tail.add_argument("--sharded", action="store_true", help="the channel is sharded (SSUBSCRIBE)")
     tail.add_argument("--redis-url")
     tail.add_argument("--count", type=int, help="stop after this many windows")
     tail.add_argument("--from-start", action="store_true",
@@ -167,20 +169,28 @@ def run_tail(args: argparse.Namespace) -> int:
     expected: int | None = None
     gaps = 0
     seen = 0
-    for w in windows:
-        if expected is not None and w.seq != expected:
-            if w.seq > expected:
-                gaps += w.seq - expected
-                print(f"GAP: missing seq {expected}..{w.seq - 1} ({w.seq - expected} windows)")
-            else:
-                print(f"OUT OF ORDER: seq {w.seq} after {expected - 1}")
-        expected = w.seq + 1
-        print(_window_line(w), flush=True)
-        seen += 1
-        if args.count is not None and seen >= args.count:
-            break
+    try:
+        for w in windows:
+            expected, gaps = _check_seq(w.seq, expected, gaps)
+            print(_window_line(w), flush=True)
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                break
+    except PayloadError as exc:  # e.g. the file's last record is still being written
+        print(f"stopped: {exc}")
     print(f"{seen} windows, {gaps} missing")
     return 0 if gaps == 0 else 1
+
+
+def _check_seq(seq: int, expected: int | None, gaps: int) -> tuple[int, int]:
+    """Report a gap or reordering before window ``seq``; returns (next expected, gaps)."""
+    if expected is not None and seq != expected:
+        if seq > expected:
+            gaps += seq - expected
+            print(f"GAP: missing seq {expected}..{seq - 1} ({seq - expected} windows)")
+        else:
+            print(f"OUT OF ORDER: seq {seq} after {expected - 1}")
+    return seq + 1, gaps
 
 
 def _window_line(w: Window) -> str:
@@ -206,7 +216,8 @@ def _tail_source(args: argparse.Namespace) -> Iterable[Window]:
     client = redis_client(url)
     raw: Iterator[bytes]
     if args.channel:
-        raw = read_channel(client, args.channel, idle_timeout=args.timeout)
+        raw = read_channel(client, args.channel, sharded=args.sharded,
+                           idle_timeout=args.timeout)
     else:
         raw = read_stream(client, args.stream or settings.stream_key,
                           from_start=args.from_start, idle_timeout=args.timeout)

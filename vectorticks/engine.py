@@ -241,11 +241,11 @@ class Engine:
         while not self._abort.is_set():
             try:
                 self.sink.write(item.seq, item.end_ns, item.payload)
-            except SinkError as exc:
+            except Exception as exc:  # a dead sender thread would lose every later window
                 with self._stats.lock:
                     self._stats.send_errors += 1
                 log.warning("write of window seq=%d failed (%s); retrying in %.2fs",
-                            item.seq, exc, delay)
+                            item.seq, exc, delay, exc_info=not isinstance(exc, SinkError))
                 self._abort.wait(delay)
                 delay = min(delay * 2, self.settings.retry_max_s)
                 continue
