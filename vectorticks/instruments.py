@@ -194,19 +194,17 @@ def _expiry_ns(expiry: pd.Series) -> np.ndarray:
 def _underlying_tokens(kind: np.ndarray, symbol: np.ndarray, name: np.ndarray,
                        token: np.ndarray) -> np.ndarray:
     """For derivatives: the index named by ``INDEX_SYMBOLS`` (or by its own name), else the
-    equity of that tradingsymbol; 0 where none is listed."""
-    index_by_symbol = {s: t for s, t, k in zip(symbol, token, kind, strict=True)
-                       if k == Kind.INDEX}
-    equity_by_symbol = {s: t for s, t, k in zip(symbol, token, kind, strict=True)
-                        if k == Kind.EQUITY}
+    equity of that tradingsymbol (the first listed); 0 where none is listed."""
+    def by_symbol(k: Kind) -> pd.Series:
+        table = pd.Series(token[kind == k], index=symbol[kind == k])
+        return table[~table.index.duplicated()]
+
+    derivative = kind >= Kind.FUTURE
+    names = pd.Series(name[derivative], dtype=object)
+    index_names = names.map(lambda n: INDEX_SYMBOLS.get(n, n))
+    found = index_names.map(by_symbol(Kind.INDEX)).fillna(names.map(by_symbol(Kind.EQUITY)))
     out = np.zeros(len(token), dtype=np.uint32)
-    lookup: dict[str, int] = {}
-    for i in np.flatnonzero(kind >= Kind.FUTURE):
-        n = name[i]
-        if n not in lookup:
-            lookup[n] = int(index_by_symbol.get(INDEX_SYMBOLS.get(n, n),
-                                                equity_by_symbol.get(n, 0)))
-        out[i] = lookup[n]
+    out[derivative] = found.fillna(0).to_numpy(np.int64)
     return out
 
 
