@@ -33,11 +33,12 @@ def main():
     print(f"  window compute+encode p99 median {statistics.median(p99s):.3f} ms "
           f"(runs: {', '.join(f'{x:.2f}' for x in p99s)})")
     for n in (1000, 5000):
-        c = ComputeWindow()
-        c.setup(n)
-        t = timings_us(lambda c=c, n=n: c.time_compute_window(n), 200)
-        print(f"compute_window, {n} instruments, {len(c.batch)} ticks: "
-              f"median {t[100]:.0f} us, p99 {t[198]:.0f} us")
+        for greeks in (False, True):
+            c = ComputeWindow()
+            c.setup(n, greeks)
+            t = timings_us(lambda c=c, n=n, g=greeks: c.time_compute_window(n, g), 200)
+            print(f"compute_window, {n} instruments, {len(c.batch)} ticks, greeks={greeks}: "
+                  f"median {t[100]:.0f} us, p99 {t[198]:.0f} us")
         q = Payload()
         q.setup(n)
         enc = timings_us(lambda q=q, n=n: q.time_encode(n), 100)

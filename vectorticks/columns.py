@@ -31,10 +31,13 @@ class Column:
     name: str
     dtype: np.dtype[Any]
     doc: str
+    missing_value: Any = None  # overrides the dtype's default missing value
 
     @property
     def missing(self) -> Any:
         """The value a column holds where the source gave nothing."""
+        if self.missing_value is not None:
+            return self.missing_value
         if self.dtype.kind == "f":
             return np.nan
         if self.dtype == np.int64:
@@ -44,8 +47,8 @@ class Column:
         return 0
 
 
-def _cols(*spec: tuple[str, str, str]) -> tuple[Column, ...]:
-    return tuple(Column(name, np.dtype(dtype), doc) for name, dtype, doc in spec)
+def _cols(*spec: tuple[Any, ...]) -> tuple[Column, ...]:
+    return tuple(Column(name, np.dtype(dtype), *rest) for name, dtype, *rest in spec)
 
 
 TICK_COLUMNS = _cols(
@@ -104,6 +107,11 @@ OPTION_COLUMNS = _cols(
     ("theta", "float64", "theta per calendar day"),
     ("vega", "float64", "vega per 1 vol point"),
     ("rho", "float64", "rho per 1 % rate"),
+    ("forward", "float64", "forward used for IV and Greeks (see forward_source)"),
+    ("time_to_expiry", "float64", "years from the window end to expiry (per the calendar)"),
+    ("price_used", "float64", "premium inverted: mid with a sane spread, else last price"),
+    ("iv_status", "int8", "vectorticks.greeks.IVStatus code (0 ok; -1 not computed)", -1),
+    ("forward_source", "uint8", "vectorticks.chain.ForwardSource: 1 future, 2 parity, 3 spot"),
 )
 
 QUARANTINE_COLUMNS = _cols(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._jit import jit
+from .chain import GreeksParams, fill_greeks
 from .columns import (
     BAR_COLUMNS,
     MISSING_INT,
@@ -64,7 +65,8 @@ class WindowResult:
 
 
 def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry, *,
-                   seq: int, start_ns: int, end_ns: int) -> tuple[WindowResult, Carry]:
+                   seq: int, start_ns: int, end_ns: int,
+                   greeks: GreeksParams | None = None) -> tuple[WindowResult, Carry]:
     """Compute one window.
 
     Parameters
@@ -77,6 +79,9 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
         State left by the previous window (``Carry.initial`` for the first); not modified.
     seq, start_ns, end_ns
         Window sequence number and bounds, copied into the result.
+    greeks
+        How to compute each option's IV and Greeks (as of ``end_ns``); ``None`` leaves
+        those columns missing.
 
     Returns
     -------
@@ -104,6 +109,8 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
     is_option = registry.kind[group_rows] >= Kind.CALL
     bars = _bars(registry, group_rows, g, ~is_option)
     options = _options(registry, group_rows, g, is_option)
+    if greeks is not None:
+        fill_greeks(options, group_rows[is_option], registry, new_price, end_ns, greeks)
     result = WindowResult(seq=seq, start_ns=start_ns, end_ns=end_ns, ticks_in=len(batch),
                           bars=bars, options=options, quarantine=quarantine)
     return result, Carry(new_volume, new_price)

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .chain import GreeksParams
+
 SinkKind = Literal["file", "stream", "pubsub", "spubsub", "legacy", "memory"]
 OverflowPolicy = Literal["drop_oldest", "drop_newest"]
 
@@ -48,6 +50,29 @@ class Settings(BaseSettings):
     retry_initial_s: float = Field(0.05, gt=0, description="first retry delay")
     retry_max_s: float = Field(2.0, gt=0, description="retry delays double up to this")
     close_timeout_s: float = Field(10.0, ge=0, description="how long close() drains the outbox")
+
+    # Implied volatility and Greeks of every option snapshot
+    greeks_enabled: bool = Field(True, description="compute IV and Greeks per window")
+    greeks_model: Literal["black76", "bsm"] = Field(
+        "black76", description="black76 on the forward, or bsm on spot with dividend_yield")
+    risk_free_rate: float = Field(0.065, description="continuously compounded, 0.065 = 6.5 %")
+    dividend_yield: float = Field(0.0, description="continuous dividend yield (bsm; carry)")
+    time_calendar: Literal["act365", "trading252"] = Field(
+        "act365", description="time to expiry: calendar ACT/365, or trading sessions / 252")
+    trading_holidays: tuple[str, ...] = Field(
+        (), description="ISO dates skipped by the trading252 calendar")
+    max_relative_spread: float = Field(
+        0.25, gt=0, description="mid is inverted when (ask - bid) <= this * mid, else last")
+
+    @property
+    def greeks_params(self) -> GreeksParams | None:
+        """The Greeks settings for compute_window, ``None`` when disabled."""
+        if not self.greeks_enabled:
+            return None
+        return GreeksParams(model=self.greeks_model, rate=self.risk_free_rate,
+                            dividend_yield=self.dividend_yield, calendar=self.time_calendar,
+                            holidays=self.trading_holidays,
+                            max_relative_spread=self.max_relative_spread)
 
     @property
     def window_ns(self) -> int:

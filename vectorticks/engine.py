@@ -147,6 +147,7 @@ class Engine:
         self._clock = clock
         self._acc = WindowAccumulator(self.settings.window_ns, self.settings.tick_batch_max_size)
         self._carry = Carry.initial(len(registry))
+        self._greeks = self.settings.greeks_params
         self._seq = sink.last_seq() or 0  # resume numbering after what the target holds
         self._stats = _Stats()
         self._outbox = Outbox(self.settings.outbox_capacity, self.settings.outbox_overflow)
@@ -159,8 +160,11 @@ class Engine:
 
     def _warm_up(self) -> None:
         """Load (or compile) the JIT kernels now, not inside the first live window."""
-        result, _ = compute_window(TickBatch.empty(), self.registry, self._carry, seq=0,
-                                   start_ns=0, end_ns=0)
+        warm = TickBatch.from_columns(instrument_token=self.registry.token,
+                                      received_ns=0, last_price=100.0, bid_price=99.0,
+                                      ask_price=101.0)
+        result, _ = compute_window(warm, self.registry, self._carry, seq=0, start_ns=0,
+                                   end_ns=0, greeks=self._greeks)
         payload.encode(result)
 
     # -- window loop (caller's thread) -------------------------------------------------
@@ -211,7 +215,7 @@ class Engine:
             t0 = time.perf_counter_ns()
             result, self._carry = compute_window(w.ticks, self.registry, self._carry,
                                                  seq=self._seq, start_ns=w.start_ns,
-                                                 end_ns=w.end_ns)
+                                                 end_ns=w.end_ns, greeks=self._greeks)
             data = payload.encode(result)
             elapsed = time.perf_counter_ns() - t0
             item = Outgoing(self._seq, w.end_ns, data, result.ticks_in)

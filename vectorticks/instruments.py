@@ -65,6 +65,8 @@ class InstrumentRegistry:
     lot_size: np.ndarray          # int64
     tradingsymbol: np.ndarray     # object (str)
     name: np.ndarray              # object (str)
+    underlying_row: np.ndarray    # int64, row of underlying_token, -1 where none
+    future_row: np.ndarray        # int64, row of future_token, -1 where none
 
     def __len__(self) -> int:
         return len(self.token)
@@ -151,6 +153,8 @@ class InstrumentRegistry:
             .fillna(0).to_numpy(np.int64),
             tradingsymbol=symbol,
             name=name,
+            underlying_row=np.where(underlying > 0, _rows_of(underlying, token), -1),
+            future_row=np.where(future > 0, _rows_of(future, token), -1),
         )
 
     def to_frame(self) -> pd.DataFrame:

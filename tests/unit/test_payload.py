@@ -717,10 +717,14 @@ ARROW_TYPES = {"uint32": "Int(bitWidth=32, is_signed=false)",
                "int32": "Int(bitWidth=32, is_signed=true)",
                "int64": "Int(bitWidth=64, is_signed=true)",
                "float64": "FloatingPoint(precision=DOUBLE)",
+               "int8": "Int(bitWidth=8, is_signed=true)",
+               "uint8": "Int(bitWidth=8, is_signed=false)",
                "bool": "Bool"}
 
 
 def _fill(c: Column) -> str:
+    if c.missing_value is not None:
+        return str(c.missing_value)
     if c.dtype.kind == "f":
         return "NaN"
     if c.dtype == np.int64:
