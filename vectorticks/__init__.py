@@ -11,13 +11,16 @@ from .config import Settings
 from .engine import Engine, TickProcessor
 from .errors import (
     ConfigError,
+    FrameError,
     InstrumentError,
     PayloadError,
     SchemaError,
     SinkError,
+    TickLogError,
     VectorticksError,
 )
 from .instruments import InstrumentRegistry, Kind
+from .kite import decode_frame, ticks_from_dicts
 from .payload import Window, decode, encode
 from .sources import SyntheticMarket
 from .window import CutWindow, WindowAccumulator
@@ -30,6 +33,7 @@ __all__ = [
     "ConfigError",
     "CutWindow",
     "Engine",
+    "FrameError",
     "InstrumentError",
     "InstrumentRegistry",
     "Kind",
@@ -39,6 +43,7 @@ __all__ = [
     "SinkError",
     "SyntheticMarket",
     "TickBatch",
+    "TickLogError",
     "TickProcessor",
     "VectorticksError",
     "Window",
@@ -46,5 +51,7 @@ __all__ = [
     "WindowResult",
     "compute_window",
     "decode",
+    "decode_frame",
     "encode",
+    "ticks_from_dicts",
 ]

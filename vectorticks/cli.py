@@ -1,5 +1,6 @@
 """The ``vectorticks`` command: ``demo`` runs the synthetic market through the engine,
-``tail`` reads published windows back and reports sequence gaps."""
+``run`` runs it on live Kite ticks, ``replay`` replays a recorded tick log, ``tail`` reads
+published windows back and reports sequence gaps."""
 
 from __future__ import annotations
 
@@ -52,6 +53,41 @@ def main(argv: list[str] | None = None) -> int:
                       help="stream: read from the first entry instead of new ones only")
     tail.add_argument("--timeout", type=float, help="stop after this many idle seconds")
     tail.set_defaults(run=run_tail)
+
+    live = sub.add_parser(
+        "run", help="run the engine on live Kite ticks (credentials from "
+                    "VECTORTICKS_KITE_API_KEY and VECTORTICKS_KITE_ACCESS_TOKEN)")
+    live.add_argument("--instruments-csv", required=True, metavar="PATH",
+                      help="Kite's instruments CSV (GET /instruments)")
+    live.add_argument("--underlying", action="extend", nargs="+", default=[], metavar="NAME",
+                      help="subscribe these underlyings' index/equity, futures and options "
+                           "(default: every instrument in the CSV)")
+    live.add_argument("--expiries", type=int, metavar="N",
+                      help="only the N nearest option expiries of each underlying")
+    live.add_argument("--mode", choices=["full", "quote", "ltp"], default="full")
+    live.add_argument("--tick-log", metavar="DIR",
+                      help="append every raw frame to a daily tick log in DIR (for replay)")
+    live.add_argument("--ws-url", help="WebSocket endpoint (default: VECTORTICKS_KITE_WS_URL, "
+                                       "else Kite's)")
+    live.add_argument("--per-connection", type=int, default=3000, metavar="N",
+                      help="instruments per connection (Kite's limit: 3000; 3 per API key)")
+    live.add_argument("--queue-capacity", type=int, default=10_000, metavar="FRAMES",
+                      help="frames waiting for the engine before the oldest are dropped")
+    live.add_argument("--reconnect-delay", type=float, default=1.0, metavar="SECONDS",
+                      help="first reconnect delay (then exponential backoff)")
+    _sink_arguments(live)
+    live.set_defaults(run=run_live_cmd)
+
+    rep = sub.add_parser("replay", help="replay a recorded tick log through the engine")
+    rep.add_argument("paths", nargs="+", metavar="FILE",
+                     help="tick log files, or directories of them (replayed in date order)")
+    rep.add_argument("--instruments-csv", metavar="PATH",
+                     help="default: the instruments the log was recorded with "
+                          "(<log>.instruments.csv)")
+    rep.add_argument("--pace", choices=["max", "recorded"], default="max",
+                     help="as fast as possible, or at the pace the frames were received")
+    _sink_arguments(rep)
+    rep.set_defaults(run=run_replay)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -222,6 +258,248 @@ def _tail_source(args: argparse.Namespace) -> Iterable[Window]:
         raw = read_stream(client, args.stream or settings.stream_key,
                           from_start=args.from_start, idle_timeout=args.timeout)
     return (payload.decode(data) for data in raw)
+
+
+# -- run and replay ------------------------------------------------------------------------------
+
+
+def _sink_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis-url", help="publish to this Redis (default: the file sink)")
+    p.add_argument("--sink", choices=["file", "stream", "pubsub", "spubsub", "legacy"],
+                   help="default: stream with --redis-url, else file")
+    p.add_argument("--file", help="file sink path (default: settings.file_path)")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as one JSON object on the last line")
+
+
+def _settings_and_sink(args: argparse.Namespace) -> tuple[Settings, Any, str | None]:
+    from .sinks import make_sink
+
+    overrides: dict[str, Any] = {}
+    if args.redis_url:
+        overrides["redis_url"] = args.redis_url
+    if args.sink:
+        overrides["sink"] = args.sink
+    if args.file:
+        overrides["file_path"] = args.file
+    settings = Settings(**overrides)
+    url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    sink = make_sink(settings.sink_kind, redis_url=url, file_path=settings.file_path,
+                     stream_key=settings.stream_key, stream_maxlen=settings.stream_maxlen,
+                     channel=settings.channel,
+                     legacy_channel_template=settings.legacy_channel_template)
+    target = str(settings.file_path) if settings.sink_kind == "file" else _redacted(url)
+    return settings, sink, target
+
+
+def run_live_cmd(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import threading
+
+    from .errors import VectorticksError
+    from .instruments import InstrumentRegistry
+    from .live import (
+        ENV_WS_URL,
+        KiteCredentials,
+        LiveSource,
+        ist_today,
+        open_tick_log,
+        read_instruments,
+        run_live,
+        select_instruments,
+    )
+    from .ticklog import FrameFeeder
+
+    try:
+        credentials = KiteCredentials.from_env()
+        frame = select_instruments(read_instruments(args.instruments_csv), args.underlying,
+                                   expiries=args.expiries, today=ist_today(time.time_ns()))
+        registry = InstrumentRegistry.from_frame(frame)
+        source = LiveSource(credentials, registry.token, mode=args.mode,
+                            root=args.ws_url or os.environ.get(ENV_WS_URL) or None,
+                            per_connection=args.per_connection,
+                            queue_capacity=args.queue_capacity,
+                            reconnect_initial_delay=args.reconnect_delay)
+        settings, sink, target = _settings_and_sink(args)
+    except VectorticksError as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return 2
+    tick_log = open_tick_log(args.tick_log, frame)
+    engine = Engine(registry, sink, settings)
+    feeder = FrameFeeder(engine, log=tick_log)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = _FeedProgress(engine)
+    print(f"vectorticks run: {len(registry):,} instruments over {len(source.groups)} "
+          f"connection(s), {args.mode} mode; Ctrl-C to stop", file=sys.stderr, flush=True)
+    wall0 = time.perf_counter()
+    try:
+        run_live(feeder, source, stop, poll_interval_s=settings.tick_batch_window_ms / 4000,
+                 on_progress=lambda stats, src: progress.maybe_print(stats, src.summary()))
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        summary = engine.close()
+        if tick_log is not None:
+            tick_log.close()
+    progress.done()
+    summary.update(_feed_summary(feeder), **source.summary(),
+                   instruments=len(registry), wall_seconds=time.perf_counter() - wall0,
+                   sink=settings.sink_kind, target=target,
+                   tick_log=str(tick_log.path) if tick_log and tick_log.path else None)
+    _print_feed_summary("vectorticks run summary", summary)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    return 0 if _lost(summary) == 0 else 1
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import VectorticksError
+    from .instruments import InstrumentRegistry
+    from .ticklog import FrameFeeder, TickLogError, log_files, replay, sidecar_path
+
+    paths: list[Path] = []
+    for p in map(Path, args.paths):
+        paths.extend(log_files(p) if p.is_dir() else [p])
+    missing = [str(p) for p in paths if not p.is_file()]
+    if not paths or missing:
+        print(f"replay: no tick log at {', '.join(missing) or ' '.join(args.paths)}",
+              file=sys.stderr)
+        return 2
+    csv = Path(args.instruments_csv) if args.instruments_csv else sidecar_path(paths[0])
+    try:
+        registry = InstrumentRegistry.from_csv(csv)
+        settings, sink, target = _settings_and_sink(args)
+    except (VectorticksError, OSError) as exc:
+        print(f"replay: {exc} (instruments from {csv}; pass --instruments-csv)",
+              file=sys.stderr)
+        return 2
+    engine = Engine(registry, sink, settings)
+    feeder = FrameFeeder(engine)
+    bar = _ByteProgress(sum(p.stat().st_size for p in paths))
+    wall0 = time.perf_counter()
+    error = None
+    try:
+        stats = replay(paths, feeder, pace=args.pace, progress=bar.update)
+    except TickLogError as exc:
+        error, stats = str(exc), None
+    finally:
+        bar.close()
+        summary = engine.close()
+    elapsed = time.perf_counter() - wall0
+    summary.update(_feed_summary(feeder), files=len(paths), wall_seconds=elapsed,
+                   ticks_per_second=summary["ticks_in"] / elapsed if elapsed else None,
+                   sink=settings.sink_kind, target=target, error=error,
+                   torn_bytes=sum(t.size for t in stats.torn) if stats else None,
+                   recorded_seconds=((stats.last_ns - stats.first_ns) / 1e9
+                                     if stats and stats.first_ns is not None
+                                     and stats.last_ns is not None else None))
+    _print_feed_summary("vectorticks replay summary", summary)
+    if error:
+        print(f"replay: stopped: {error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    return 1 if error or _lost(summary) else 0
+
+
+def _lost(s: dict[str, Any]) -> int:
+    return int(s["ticks_in"] - s["ticks_rejected"] - s["ticks_published"] - s["ticks_dropped"])
+
+
+def _feed_summary(feeder: Any) -> dict[str, Any]:
+    stats = vars(feeder.stats).copy()
+    stats["frame_error"] = stats.pop("last_error")
+    stats["ticks_decoded"] = stats.pop("ticks")
+    return stats
+
+
+class _FeedProgress:
+    """The live progress line of ``run`` on stderr (rewritten in place on a terminal)."""
+
+    def __init__(self, engine: Engine, every_s: float = 0.5):
+        self.engine = engine
+        self.tty = sys.stderr.isatty()
+        self.every_s = every_s if self.tty else 2.0
+        self._last = time.perf_counter()
+
+    def maybe_print(self, feed: Any, source: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        s = self.engine.summary()
+        line = (f"conns={source['connected']}/{source['connections']} "
+                f"frames={feed.frames:,} ticks={s['ticks_in']:>10,} "
+                f"windows={s['windows_published']:>6,} rejected={feed.frames_rejected} "
+                f"dropped={source['frames_dropped']} reconnects={source['reconnects']} "
+                f"outbox={s['outbox_depth']}")
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n",
+              file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+class _ByteProgress:
+    """A progress bar over bytes: tqdm if installed, else a plain line every 2 s."""
+
+    def __init__(self, total: int):
+        self._done = 0
+        self.total = total
+        self._last = time.perf_counter()
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            self._bar: Any = None
+        else:
+            self._bar = tqdm(total=total, unit="B", unit_scale=True, desc="replay",
+                             file=sys.stderr, mininterval=0.5)
+
+    def update(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        self._done += n
+        now = time.perf_counter()
+        if now - self._last >= 2.0:
+            self._last = now
+            pct = 100 * self._done / self.total if self.total else 100.0
+            print(f"replay: {self._done:,}/{self.total:,} bytes ({pct:.0f} %)",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _print_feed_summary(title: str, s: dict[str, Any]) -> None:
+    p50, p99 = s["compute_p50_ms"], s["compute_p99_ms"]
+    lines = [
+        ("frames", f"{s['frames']:,} ({s['heartbeats']:,} heartbeats, "
+                   f"{s['frames_rejected']:,} malformed)"),
+        ("ticks in", f"{s['ticks_in']:,}"),
+        ("ticks published", f"{s['ticks_published']:,}"),
+        ("ticks quarantined", f"{s['ticks_quarantined']:,}"),
+        ("ticks dropped", f"{s['ticks_dropped']:,}"),
+        ("windows", f"{s['windows_published']:,} published, {s['windows_dropped']:,} dropped"),
+        ("window compute", "-" if p50 is None else f"p50 {p50:.3f} ms, p99 {p99:.3f} ms"),
+        ("wall time", f"{s['wall_seconds']:.2f} s"),
+        ("sink", f"{s['sink']} → {s['target']}"),
+    ]
+    if "connections" in s:
+        lines[1:1] = [("connections", f"{s['connections']} ({s['reconnects']} reconnects, "
+                                      f"{s['frames_dropped']:,} frames dropped in queue)")]
+    print(title)
+    for name, value in lines:
+        print(f"  {name:<18} {value}")
 
 
 if __name__ == "__main__":

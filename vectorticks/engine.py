@@ -294,11 +294,14 @@ class TickProcessor:
     async def process_ticks(self, ticks: Sequence[Mapping[str, Any]]) -> int:
         """Ingest Kite tick dicts (``on_ticks`` payload); returns the ticks accepted."""
         try:
-            batch = ticks_from_dicts(ticks, self._clock())
-        except SchemaError as exc:
+            batch, rejected = ticks_from_dicts(ticks, self._clock(), errors="reject")
+        except SchemaError as exc:  # not a sequence of tick dicts at all
             self.engine.reject(len(ticks), str(exc))
             return 0
-        self.engine.ingest(batch)
+        if rejected:
+            self.engine.reject(len(rejected), rejected.summary())
+        if len(batch):
+            self.engine.ingest(batch)
         return len(batch)
 
     async def start(self) -> None:

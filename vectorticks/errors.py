@@ -25,3 +25,17 @@ class SinkError(VectorticksError):
 
 class ConfigError(VectorticksError, ValueError):
     """Settings are inconsistent (for example a Redis sink without a URL)."""
+
+
+class FrameError(VectorticksError, ValueError):
+    """A Kite binary frame is malformed: a count or length runs past the end, a packet
+    length is unknown, or bytes trail the last packet. ``offset`` is the byte offset of
+    the fault within the frame."""
+
+    def __init__(self, message: str, offset: int | None = None):
+        super().__init__(message)
+        self.offset = offset
+
+
+class TickLogError(VectorticksError, ValueError):
+    """A tick log is not a tick log, or a record before its end is corrupt."""
