@@ -29,12 +29,13 @@ services:
 
 test: $(VENV)/.dev-installed services
 	$(BIN)/python -m pytest
-	$(MAKE) --no-print-directory bench
+	VECTORTICKS_BENCH_SLOW=0 $(MAKE) --no-print-directory bench
 
 test-load: $(VENV)/.dev-installed services
 	$(BIN)/python -m pytest -m load
 
-# Benchmarks as a smoke check (one quick pass, current environment, results not saved).
+# Benchmarks, one quick pass in the current environment, results not saved. `make test`
+# runs them as a smoke check with VECTORTICKS_BENCH_SLOW=0 (skips the 1M-option cases).
 bench: $(VENV)/.dev-installed
 	$(BIN)/asv machine --yes --machine vectorticks-local >/dev/null
 	$(BIN)/asv run --python=same --quick --dry-run --show-stderr --machine vectorticks-local
