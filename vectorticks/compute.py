@@ -22,7 +22,7 @@ from .columns import (
     empty_table,
 )
 from .instruments import InstrumentRegistry, Kind
-from .masks import Reason
+from .masks import Limits, Reason, ist_day, tick_reasons
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +34,14 @@ class Carry:
     """
 
     volume_traded: np.ndarray  # int64
-    last_price: np.ndarray     # float64
+    last_price: np.ndarray     # float64, last good price
+    volume_day: np.ndarray     # int64, IST day of volume_traded (masks.ist_day)
 
     @classmethod
     def initial(cls, n_instruments: int) -> Carry:
         return cls(np.full(n_instruments, MISSING_INT, np.int64),
-                   np.full(n_instruments, np.nan, np.float64))
+                   np.full(n_instruments, np.nan, np.float64),
+                   np.full(n_instruments, MISSING_INT, np.int64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,8 @@ class WindowResult:
 
 def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry, *,
                    seq: int, start_ns: int, end_ns: int,
-                   greeks: GreeksParams | None = None) -> tuple[WindowResult, Carry]:
+                   greeks: GreeksParams | None = None,
+                   validation: Limits | None = None) -> tuple[WindowResult, Carry]:
     """Compute one window.
 
     Parameters
@@ -82,6 +85,10 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
     greeks
         How to compute each option's IV and Greeks (as of ``end_ns``); ``None`` leaves
         those columns missing.
+    validation
+        Bounds of the validation rules (:mod:`vectorticks.masks`): rows that break any go
+        to the quarantine with their reason bits, never into a bar, snapshot or Greek.
+        ``None`` checks only that the instrument is known.
 
     Returns
     -------
@@ -90,18 +97,26 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
         for the next window.
     """
     rows = registry.rows_of(batch.instrument_token)
-    known = rows >= 0
-    quarantine = _quarantine(batch, ~known, Reason.UNKNOWN_INSTRUMENT)
+    if validation is None:
+        reasons = np.where(rows < 0, np.uint32(Reason.UNKNOWN_INSTRUMENT), np.uint32(0))
+    else:
+        reasons = tick_reasons(batch, rows, registry.kind, carry.last_price,
+                               carry.volume_traded, carry.volume_day, validation)
+    bad = reasons != 0
+    quarantine = _quarantine(batch, bad, reasons)
+    good_rows = np.where(bad, -1, rows)
 
-    order, starts = _group_order(rows, len(registry))
-    sorted_rows = rows[order]
+    order, starts = _group_order(good_rows, len(registry))
+    sorted_rows = good_rows[order]
 
     new_volume = carry.volume_traded.copy()
     new_price = carry.last_price.copy()
+    new_day = carry.volume_day.copy()
+    day = ist_day(batch.exchange_ts, batch.received_ns)
     g = _Groups(len(starts))
     _group_kernel(order, starts, sorted_rows, batch.last_price, batch.volume_traded, batch.oi,
-                  batch.received_ns, batch.bid_price, batch.bid_quantity, batch.ask_price,
-                  batch.ask_quantity, new_volume, new_price,
+                  batch.received_ns, day, batch.bid_price, batch.bid_quantity,
+                  batch.ask_price, batch.ask_quantity, new_volume, new_price, new_day,
                   g.open, g.high, g.low, g.close, g.volume, g.volume_traded, g.count, g.oi,
                   g.first_ns, g.last_ns, g.bid, g.bid_qty, g.ask, g.ask_qty)
 
@@ -113,7 +128,7 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
         fill_greeks(options, group_rows[is_option], registry, new_price, end_ns, greeks)
     result = WindowResult(seq=seq, start_ns=start_ns, end_ns=end_ns, ticks_in=len(batch),
                           bars=bars, options=options, quarantine=quarantine)
-    return result, Carry(new_volume, new_price)
+    return result, Carry(new_volume, new_price, new_day)
 
 
 class _Groups:
@@ -169,8 +184,8 @@ def _group_order(rows, n_rows):
 
 
 @jit
-def _group_kernel(order, starts, sorted_rows, price, cum_volume, oi, received, bid, bid_qty,
-                  ask, ask_qty, carry_volume, carry_price,
+def _group_kernel(order, starts, sorted_rows, price, cum_volume, oi, received, day, bid,
+                  bid_qty, ask, ask_qty, carry_volume, carry_price, carry_day,
                   o_open, o_high, o_low, o_close, o_volume, o_volume_traded, o_count, o_oi,
                   o_first, o_last, o_bid, o_bid_qty, o_ask, o_ask_qty):
     """One pass over the ticks grouped by instrument (``order`` sorts them, ``starts`` marks
@@ -214,6 +229,7 @@ def _group_kernel(order, starts, sorted_rows, price, cum_volume, oi, received, b
                     vol += v - prev_cum if v >= prev_cum else v
                 prev_cum = v
                 last_cum = v
+                carry_day[row] = day[i]
             if oi[i] != missing:
                 last_oi = oi[i]
             if np.isfinite(bid[i]):
@@ -275,12 +291,12 @@ def _options(registry: InstrumentRegistry, rows: np.ndarray, g: _Groups,
     return table
 
 
-def _quarantine(batch: TickBatch, rejected: np.ndarray, reason: Reason) -> Table:
+def _quarantine(batch: TickBatch, rejected: np.ndarray, reasons: np.ndarray) -> Table:
     idx = np.flatnonzero(rejected)
     table = {
         "instrument_token": batch.instrument_token[idx],
         "received_ns": batch.received_ns[idx],
-        "reason": np.full(len(idx), int(reason), np.uint32),
+        "reason": reasons[idx].astype(np.uint32),
         "last_price": batch.last_price[idx],
         "volume_traded": batch.volume_traded[idx],
     }

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .chain import GreeksParams
+from .masks import Limits
 
 SinkKind = Literal["file", "stream", "pubsub", "spubsub", "legacy", "memory"]
 OverflowPolicy = Literal["drop_oldest", "drop_newest"]
@@ -50,6 +51,17 @@ class Settings(BaseSettings):
     retry_initial_s: float = Field(0.05, gt=0, description="first retry delay")
     retry_max_s: float = Field(2.0, gt=0, description="retry delays double up to this")
     close_timeout_s: float = Field(10.0, ge=0, description="how long close() drains the outbox")
+
+    # Validation (vectorticks.masks); the seed's names
+    tick_validation_enabled: bool = Field(
+        True, description="quarantine ticks that break a validation rule (unknown "
+                          "instruments are always quarantined)")
+    tick_validation_strict: bool = Field(
+        False, description="reject a window whole (counted) when any tick in it is bad")
+
+    @property
+    def validation_limits(self) -> Limits | None:
+        return Limits() if self.tick_validation_enabled else None
 
     # Implied volatility and Greeks of every option snapshot
     greeks_enabled: bool = Field(True, description="compute IV and Greeks per window")

@@ -8,7 +8,9 @@ overflow policy drops the oldest waiting window (default, the freshest data matt
 to a live consumer) or the new one; either way the window and its ticks are counted, and
 the gap shows in the consumer's sequence numbers.
 
-Accounting: once ``close()`` returns, ``ticks_in == ticks_published + ticks_dropped``.
+Accounting: once ``close()`` returns, ``ticks_in == ticks_published + ticks_dropped +
+ticks_rejected + ticks_in_rejected_windows`` (quarantined ticks travel inside published
+windows, so they count as published; strict validation rejects whole windows).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .config import OverflowPolicy, Settings
 from .errors import SchemaError, SinkError
 from .instruments import InstrumentRegistry
 from .kite import ticks_from_dicts
+from .masks import reason_counts
 from .window import CutWindow, WindowAccumulator
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,9 @@ class _Stats:
         self.windows_cut = 0
         self.windows_published = 0
         self.windows_dropped = 0
+        self.windows_rejected = 0  # strict validation: a bad tick rejects its window
+        self.ticks_in_rejected_windows = 0
+        self.quarantined_by_reason: collections.Counter[str] = collections.Counter()
         self.payload_bytes = 0
         self.payload_bytes_max = 0
         self.send_errors = 0
@@ -148,6 +154,7 @@ class Engine:
         self._acc = WindowAccumulator(self.settings.window_ns, self.settings.tick_batch_max_size)
         self._carry = Carry.initial(len(registry))
         self._greeks = self.settings.greeks_params
+        self._limits = self.settings.validation_limits
         self._seq = sink.last_seq() or 0  # resume numbering after what the target holds
         self._stats = _Stats()
         self._outbox = Outbox(self.settings.outbox_capacity, self.settings.outbox_overflow)
@@ -211,18 +218,31 @@ class Engine:
 
     def _publish(self, windows: list[CutWindow]) -> int:
         for w in windows:
-            self._seq += 1
             t0 = time.perf_counter_ns()
-            result, self._carry = compute_window(w.ticks, self.registry, self._carry,
-                                                 seq=self._seq, start_ns=w.start_ns,
-                                                 end_ns=w.end_ns, greeks=self._greeks)
+            result, carry = compute_window(w.ticks, self.registry, self._carry,
+                                           seq=self._seq + 1, start_ns=w.start_ns,
+                                           end_ns=w.end_ns, greeks=self._greeks,
+                                           validation=self._limits)
+            s = self._stats
+            reasons = result.quarantine["reason"]
+            with s.lock:
+                s.windows_cut += 1
+                s.quarantined_by_reason.update(reason_counts(reasons))
+            if self.settings.tick_validation_strict and len(reasons):
+                # The whole window is refused: nothing of it is published or carried.
+                log.warning("strict validation rejected a window of %d ticks (%s)",
+                            result.ticks_in, reason_counts(reasons))
+                with s.lock:
+                    s.windows_rejected += 1
+                    s.ticks_in_rejected_windows += result.ticks_in
+                continue
+            self._seq += 1
+            self._carry = carry
             data = payload.encode(result)
             elapsed = time.perf_counter_ns() - t0
             item = Outgoing(self._seq, w.end_ns, data, result.ticks_in)
-            s = self._stats
             with s.lock:
-                s.windows_cut += 1
-                s.ticks_quarantined += len(result.quarantine["instrument_token"])
+                s.ticks_quarantined += len(reasons)
                 s.payload_bytes += len(data)
                 s.payload_bytes_max = max(s.payload_bytes_max, len(data))
                 s.compute_ns.append(elapsed)
@@ -269,7 +289,9 @@ class Engine:
             compute = np.fromiter(s.compute_ns, np.int64, len(s.compute_ns))
             out = {k: v for k, v in vars(s).items() if isinstance(v, int)}
         out["ticks_pending"] = (out["ticks_in"] - out["ticks_rejected"] - out["ticks_published"]
-                                - out["ticks_dropped"])
+                                - out["ticks_dropped"] - out["ticks_in_rejected_windows"])
+        with s.lock:
+            out["quarantined_by_reason"] = dict(s.quarantined_by_reason)
         out["outbox_depth"] = len(self._outbox)
         out["last_seq"] = self._seq
         for q in (50, 99):

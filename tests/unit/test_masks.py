@@ -1,0 +1,394 @@
+"""tick_reasons: every rule on both sides of its bound, rules combined, reason counts."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vectorticks.columns import MISSING_INT, TickBatch
+from vectorticks.errors import ConfigError
+from vectorticks.instruments import InstrumentRegistry
+from vectorticks.masks import (
+    IST_OFFSET_NS,
+    NS_PER_DAY,
+    Limits,
+    Reason,
+    describe,
+    ist_day,
+    reason_counts,
+    tick_reasons,
+)
+
+NIFTY, FUT, CE, PE, STOCK = 256265, 13238786, 10000002, 10000258, 408065
+UNKNOWN = 999
+S = 1_000_000_000
+T0 = 1_795_000_000 * S  # 2026-11-18 ~04:03 UTC, within an IST trading day
+DAY = ist_day(np.array([T0]), np.array([T0]))[0]
+
+
+@pytest.fixture(scope="module")
+def registry():
+    rows = [
+        (NIFTY, 1001, "NIFTY 50", "NIFTY 50", "", 0, "EQ", "INDICES", "NSE"),
+        (FUT, 51714, "NIFTY26DECFUT", "NIFTY", "2026-12-29", 0, "FUT", "NFO-FUT", "NFO"),
+        (CE, 39062, "NIFTY26D0124000CE", "NIFTY", "2026-12-01", 24000, "CE", "NFO-OPT", "NFO"),
+        (PE, 39063, "NIFTY26D0124000PE", "NIFTY", "2026-12-01", 24000, "PE", "NFO-OPT", "NFO"),
+        (STOCK, 1594, "INFY", "INFOSYS", "", 0, "EQ", "NSE", "NSE"),
+    ]
+    frame = pd.DataFrame(rows, columns=["instrument_token", "exchange_token", "tradingsymbol",
+                                        "name", "expiry", "strike", "instrument_type",
+                                        "segment", "exchange"])
+    frame["last_price"], frame["tick_size"], frame["lot_size"] = 0.0, 0.05, 75
+    return InstrumentRegistry.from_frame(frame)
+
+
+def reasons(registry, limits=None, carry_price=None, carry_volume=None, carry_day=None,
+            **columns):
+    """tick_reasons of ticks given as columns (received_ns defaults to T0 + i ns, the
+    exchange timestamp to T0, every other column to a valid value)."""
+    n = len(np.atleast_1d(columns["instrument_token"]))
+    defaults = dict(received_ns=T0 + np.arange(n), exchange_ts=T0, last_price=100.0,
+                    last_traded_quantity=75, volume_traded=1000 + np.arange(n),
+                    total_buy_quantity=10, total_sell_quantity=10, oi=500,
+                    bid_price=99.95, bid_quantity=75, ask_price=100.05, ask_quantity=75)
+    batch = TickBatch.from_columns(**{**defaults, **columns})
+    m = len(registry)
+    return tick_reasons(
+        batch, registry.rows_of(batch.instrument_token), registry.kind,
+        np.full(m, np.nan) if carry_price is None else np.asarray(carry_price, float),
+        np.full(m, MISSING_INT) if carry_volume is None else np.asarray(carry_volume),
+        np.full(m, MISSING_INT) if carry_day is None else np.asarray(carry_day),
+        limits or Limits())
+
+
+def per_row(registry, fill, values):
+    """A per-registry-row carry array: ``fill`` except ``{token: value}``."""
+    a = np.full(len(registry), fill)
+    for token, value in values.items():
+        a[registry.rows_of(np.array([token]))[0]] = value
+    return a
+
+
+def test_bit_values_are_stable():
+    assert Reason.UNKNOWN_INSTRUMENT == 1  # published before this module grew
+    assert {r.name: int(r) for r in Reason} == {
+        "UNKNOWN_INSTRUMENT": 1 << 0, "NON_FINITE_PRICE": 1 << 1,
+        "NON_POSITIVE_PRICE": 1 << 2, "PRICE_ABOVE_MAX": 1 << 3, "PRICE_JUMP": 1 << 4,
+        "BAD_QUANTITY": 1 << 5, "BAD_OI": 1 << 6, "VOLUME_DECREASE": 1 << 7,
+        "EXCHANGE_TS_FUTURE": 1 << 8, "EXCHANGE_TS_STALE": 1 << 9, "DUPLICATE": 1 << 10,
+        "CROSSED_BOOK": 1 << 11, "BAD_DEPTH": 1 << 12,
+    }
+
+
+def test_valid_ticks_have_no_reason(registry):
+    tokens = [NIFTY, FUT, CE, PE, STOCK]
+    got = reasons(registry, instrument_token=tokens)
+    assert got.dtype == np.uint32
+    np.testing.assert_array_equal(got, 0)
+
+
+def test_empty_batch(registry):
+    got = reasons(registry, instrument_token=np.array([], np.uint32))
+    assert got.dtype == np.uint32 and got.shape == (0,)
+
+
+def test_unknown_instrument(registry):
+    got = reasons(registry, instrument_token=[UNKNOWN, STOCK])
+    np.testing.assert_array_equal(got, [Reason.UNKNOWN_INSTRUMENT, 0])
+
+
+@pytest.mark.parametrize("price", [np.nan, np.inf, -np.inf])
+def test_non_finite_price_gets_only_its_own_reason(registry, price):
+    got = reasons(registry, instrument_token=[STOCK, STOCK], last_price=[price, 100.0])
+    np.testing.assert_array_equal(got, [Reason.NON_FINITE_PRICE, 0])
+
+
+def test_non_positive_price_depends_on_kind(registry):
+    tokens = [NIFTY, FUT, STOCK, CE, PE, CE, STOCK]
+    prices = [0.0, 0.0, -0.0, 0.0, 0.0, -0.05, 0.05]
+    got = reasons(registry, instrument_token=tokens, last_price=prices,
+                  bid_price=np.nan, ask_price=np.nan)
+    bad = Reason.NON_POSITIVE_PRICE
+    np.testing.assert_array_equal(got, [bad, bad, bad, 0, 0, bad, 0])
+
+
+def test_price_above_max(registry):
+    limits = Limits(max_price=1000.0)
+    got = reasons(registry, limits, instrument_token=[STOCK] * 3,
+                  last_price=[1000.0, np.nextafter(1000.0, 2000.0), 1e300],
+                  bid_price=np.nan, ask_price=np.nan)
+    np.testing.assert_array_equal(got, [0, Reason.PRICE_ABOVE_MAX, Reason.PRICE_ABOVE_MAX])
+
+
+def test_price_jump_against_the_carried_price(registry):
+    carry = per_row(registry, np.nan, {STOCK: 100.0, CE: 10.0})
+    f, fo = 1.0 + Limits().max_move, 1.0 + Limits().max_move_option
+    prices = [100.0 * f, np.nextafter(100.0 * f, np.inf), 100.0 / f,
+              np.nextafter(100.0 / f, 0.0), 10.0 * fo, np.nextafter(10.0 * fo, np.inf),
+              10.0 / fo, np.nextafter(10.0 / fo, 0.0)]
+    tokens = [STOCK] * 4 + [CE] * 4
+    got = reasons(registry, carry_price=carry, instrument_token=tokens, last_price=prices,
+                  prev_close=1e6, bid_price=np.nan, ask_price=np.nan)  # prev_close unused
+    j = Reason.PRICE_JUMP
+    np.testing.assert_array_equal(got, [0, j, 0, j, 0, j, 0, j])
+
+
+def test_price_jump_against_prev_close_when_no_carry(registry):
+    limits = Limits()
+    f = 1.0 + limits.max_move_prev_close
+    fo = 1.0 + limits.max_move_option_prev_close
+    carry = per_row(registry, np.nan, {STOCK: -5.0, FUT: np.inf})  # unusable carries
+    tokens = [STOCK, STOCK, FUT, FUT, CE, CE, NIFTY, NIFTY]
+    prices = [50.0 * f, np.nextafter(50.0 * f, np.inf), 50.0 / f,
+              np.nextafter(50.0 / f, 0), 2.0 * fo, np.nextafter(2.0 * fo, np.inf),
+              1e6, 1e6]
+    prev = [50.0, 50.0, 50.0, 50.0, 2.0, 2.0, 0.0, np.nan]  # no reference: no band
+    got = reasons(registry, carry_price=carry, instrument_token=tokens, last_price=prices,
+                  prev_close=prev, bid_price=np.nan, ask_price=np.nan)
+    j = Reason.PRICE_JUMP
+    np.testing.assert_array_equal(got, [0, j, 0, j, 0, j, 0, 0])
+
+
+def test_zero_option_price_is_not_a_jump(registry):
+    carry = per_row(registry, np.nan, {CE: 10.0})
+    got = reasons(registry, carry_price=carry, instrument_token=[CE], last_price=[0.0],
+                  bid_price=np.nan, ask_price=np.nan)
+    np.testing.assert_array_equal(got, [0])
+
+
+def test_unknown_instruments_use_option_limits(registry):
+    # 0 is allowed (as for options); prev_close band with the option factor.
+    fo = 1.0 + Limits().max_move_option_prev_close
+    got = reasons(registry, instrument_token=[UNKNOWN] * 3,
+                  last_price=[0.0, 2.0 * fo, np.nextafter(2.0 * fo, np.inf)], prev_close=2.0,
+                  bid_price=np.nan, ask_price=np.nan)
+    u = Reason.UNKNOWN_INSTRUMENT
+    np.testing.assert_array_equal(got, [u, u, u | Reason.PRICE_JUMP])
+
+
+@pytest.mark.parametrize("column", ["last_traded_quantity", "volume_traded",
+                                    "total_buy_quantity", "total_sell_quantity"])
+def test_bad_quantity(registry, column):
+    maxq = Limits().max_quantity
+    values = [0, maxq, MISSING_INT, -1, maxq + 1, np.iinfo(np.int64).max]
+    got = reasons(registry, instrument_token=[UNKNOWN] * len(values), **{column: values})
+    bad = Reason.BAD_QUANTITY
+    np.testing.assert_array_equal(got & ~np.uint32(Reason.UNKNOWN_INSTRUMENT),
+                                  [0, 0, 0, bad, bad, bad])
+
+
+def test_bad_oi(registry):
+    maxq = Limits().max_quantity
+    values = [0, maxq, MISSING_INT, -1, maxq + 1, MISSING_INT + 1]
+    got = reasons(registry, instrument_token=[FUT] * len(values), oi=values,
+                  volume_traded=1000)
+    b = Reason.BAD_OI
+    dup = Reason.DUPLICATE  # ticks 0..2 differ by oi only, so none is a duplicate
+    assert not (got & dup).any()
+    np.testing.assert_array_equal(got, [0, 0, 0, b, b, b])
+
+
+def test_volume_decrease_within_the_window(registry):
+    got = reasons(registry, instrument_token=[FUT, FUT, FUT, FUT, STOCK],
+                  volume_traded=[100, 150, 149, 151, 10])
+    np.testing.assert_array_equal(got, [0, 0, Reason.VOLUME_DECREASE, 0, 0])
+
+
+def test_volume_decrease_against_the_carry_of_the_same_day(registry):
+    carry_volume = per_row(registry, MISSING_INT, {FUT: 500, STOCK: 500, CE: 500})
+    carry_day = per_row(registry, MISSING_INT, {FUT: DAY, STOCK: DAY - 1})  # CE: no day
+    got = reasons(registry, carry_volume=carry_volume, carry_day=carry_day,
+                  instrument_token=[FUT, FUT, STOCK, CE], volume_traded=[499, 500, 1, 1])
+    np.testing.assert_array_equal(got, [Reason.VOLUME_DECREASE, 0, 0, 0])
+
+
+def test_volume_reset_on_a_new_ist_day(registry):
+    # IST midnight is 18:30 UTC: the tick one second later is on the next trading day.
+    midnight = (DAY + 1) * NS_PER_DAY - IST_OFFSET_NS
+    ex = [midnight - S, midnight + 0, midnight + S]
+    got = reasons(registry, instrument_token=[FUT] * 3, exchange_ts=ex,
+                  received_ns=np.array(ex) + 1, volume_traded=[1000, 5, 3])
+    np.testing.assert_array_equal(got, [0, 0, Reason.VOLUME_DECREASE])
+
+
+def test_day_from_received_time_when_exchange_ts_is_missing(registry):
+    midnight = (DAY + 1) * NS_PER_DAY - IST_OFFSET_NS
+    got = reasons(registry, instrument_token=[FUT] * 3, exchange_ts=MISSING_INT,
+                  received_ns=[midnight - 1, midnight, midnight + 1], volume_traded=[9, 1, 0])
+    np.testing.assert_array_equal(got, [0, 0, Reason.VOLUME_DECREASE])
+
+
+def test_only_valid_ticks_are_the_previous_tick(registry):
+    # The 2nd tick is invalid (negative OI): the 3rd compares with the 1st, not the 2nd.
+    got = reasons(registry, instrument_token=[FUT] * 3, volume_traded=[100, 200, 150],
+                  oi=[1, -1, 1])
+    np.testing.assert_array_equal(got, [0, Reason.BAD_OI, 0])
+    # A tick that decreased is not "previous valid" either.
+    got = reasons(registry, instrument_token=[FUT] * 3, volume_traded=[100, 50, 60])
+    np.testing.assert_array_equal(got, [0, Reason.VOLUME_DECREASE, Reason.VOLUME_DECREASE])
+    # Volume is only judged on ticks that pass every other rule.
+    got = reasons(registry, instrument_token=[FUT] * 2, volume_traded=[100, 50],
+                  last_price=[100.0, np.nan])
+    np.testing.assert_array_equal(got, [0, Reason.NON_FINITE_PRICE])
+
+
+def test_missing_volume_is_skipped(registry):
+    got = reasons(registry, instrument_token=[FUT] * 3,
+                  volume_traded=[100, MISSING_INT, 99], last_traded_quantity=[1, 2, 3])
+    np.testing.assert_array_equal(got, [0, 0, Reason.VOLUME_DECREASE])
+
+
+def test_exchange_timestamp_skew_and_lag(registry):
+    limits = Limits()
+    skew, lag = limits.max_ts_skew_ns, limits.max_ts_lag_ns
+    ex = [T0 + skew, T0 + skew + 1, T0 - lag, T0 - lag - 1, MISSING_INT,
+          np.iinfo(np.int64).max, MISSING_INT + 1]
+    got = reasons(registry, instrument_token=[UNKNOWN] * len(ex), exchange_ts=ex,
+                  received_ns=T0)
+    got &= ~np.uint32(Reason.UNKNOWN_INSTRUMENT | Reason.DUPLICATE)
+    f, s = Reason.EXCHANGE_TS_FUTURE, Reason.EXCHANGE_TS_STALE
+    np.testing.assert_array_equal(got, [0, f, 0, s, 0, f, s])
+
+
+def test_extreme_receive_times_do_not_wrap(registry):
+    imax, imin = np.iinfo(np.int64).max, MISSING_INT
+    got = reasons(registry, instrument_token=[UNKNOWN] * 2, exchange_ts=[imin + 1, imax],
+                  received_ns=[imax, imin + 1])
+    got &= ~np.uint32(Reason.UNKNOWN_INSTRUMENT)
+    np.testing.assert_array_equal(got, [Reason.EXCHANGE_TS_STALE, Reason.EXCHANGE_TS_FUTURE])
+
+
+def test_duplicates_keep_the_first(registry):
+    tokens = [FUT, CE, FUT, FUT, CE, FUT]
+    got = reasons(registry, instrument_token=tokens, received_ns=T0 + np.arange(6) * S // 10,
+                  volume_traded=[10, 7, 10, 11, 7, 10], last_price=[100, 5, 100, 100, 5, 100])
+    d = Reason.DUPLICATE
+    np.testing.assert_array_equal(got, [0, 0, d, 0, d, d])
+
+
+def test_duplicates_treat_nan_as_equal_and_any_difference_as_new(registry):
+    nan_payload = np.array([0x7FF8000000000001], np.uint64).view(np.float64)[0]
+    got = reasons(registry, instrument_token=[UNKNOWN] * 5,
+                  average_traded_price=[np.nan, nan_payload, -0.0, 0.0, 0.0],
+                  total_buy_quantity=[1, 1, 2, 2, 3], volume_traded=5)
+    got &= ~np.uint32(Reason.UNKNOWN_INSTRUMENT)
+    d = Reason.DUPLICATE
+    np.testing.assert_array_equal(got, [0, d, 0, d, 0])
+
+
+def test_same_values_of_different_tokens_are_not_duplicates(registry):
+    got = reasons(registry, instrument_token=[FUT, STOCK], volume_traded=5)
+    np.testing.assert_array_equal(got, [0, 0])
+
+
+def test_many_duplicates_across_partitions(registry):
+    # Enough ticks for several hash partitions: every tick appears three times.
+    n = 30_000
+    base = np.arange(n)
+    idx = np.concatenate([base, base, base])
+    got = reasons(registry, instrument_token=np.full(3 * n, UNKNOWN),
+                  volume_traded=idx, oi=idx % 7, received_ns=T0 + np.arange(3 * n))
+    dup = (got & np.uint32(Reason.DUPLICATE)) != 0
+    np.testing.assert_array_equal(dup, np.arange(3 * n) >= n)
+
+
+def test_crossed_book(registry):
+    bid = [100.0, 100.05, 100.0, 100.0, 100.05, np.nan]
+    ask = [100.0, 100.0, 0.0, np.nan, np.nan, 100.0]
+    got = reasons(registry, instrument_token=[FUT] * 6, bid_price=bid, ask_price=ask,
+                  volume_traded=1000 + np.arange(6))
+    c = Reason.CROSSED_BOOK
+    np.testing.assert_array_equal(got, [0, c, 0, 0, 0, 0])
+
+
+def test_bad_depth(registry):
+    maxq = Limits().max_quantity
+    cases = [  # bid, ask, bid_qty, ask_qty, bad
+        (0.0, 0.0, 0, 0, False), (np.nan, np.nan, MISSING_INT, MISSING_INT, False),
+        (-0.05, 100.0, 1, 1, True), (99.0, -1.0, 1, 1, True), (np.inf, 100.0, 1, 1, True),
+        (99.0, np.inf, 1, 1, True), (-np.inf, 100.0, 1, 1, True),
+        (99.0, 100.0, -1, 1, True), (99.0, 100.0, 1, maxq + 1, True),
+        (99.0, 100.0, maxq, maxq, False),
+    ]
+    bid, ask, bq, aq, bad = map(list, zip(*cases, strict=True))
+    got = reasons(registry, instrument_token=[UNKNOWN] * len(cases), bid_price=bid,
+                  ask_price=ask, bid_quantity=bq, ask_quantity=aq,
+                  volume_traded=np.arange(len(cases)))
+    got &= ~np.uint32(Reason.UNKNOWN_INSTRUMENT)
+    want = np.where(bad, np.uint32(Reason.BAD_DEPTH), 0)  # an +inf bid is not "crossed"
+    np.testing.assert_array_equal(got, want)
+
+
+def test_several_rules_at_once_or_their_bits(registry):
+    carry = per_row(registry, np.nan, {STOCK: 100.0})
+    got = reasons(
+        registry, carry_price=carry,
+        instrument_token=[UNKNOWN, STOCK, FUT, FUT],
+        last_price=[-1.0, 1000.0, np.inf, 100.0],
+        oi=[-5, 1, 1, 1],
+        total_buy_quantity=[-1, 1, 1, 1],
+        exchange_ts=[T0 + 10 * S, T0, T0 - 100 * S, T0],
+        bid_price=[101.0, 99.0, -1.0, 99.0], ask_price=[100.0, 100.0, 100.0, 100.0],
+        volume_traded=[1, 2, 3, 2],
+    )
+    R = Reason
+    assert got[0] == (R.UNKNOWN_INSTRUMENT | R.NON_POSITIVE_PRICE | R.BAD_OI
+                      | R.BAD_QUANTITY | R.EXCHANGE_TS_FUTURE | R.CROSSED_BOOK)
+    assert got[1] == R.PRICE_JUMP
+    assert got[2] == R.NON_FINITE_PRICE | R.EXCHANGE_TS_STALE | R.BAD_DEPTH
+    assert got[3] == 0  # the 3rd tick is invalid, so the 4th's volume has no predecessor
+    assert describe(got[1]) == ["PRICE_JUMP"]
+
+
+def test_carries_are_not_modified(registry):
+    carry_volume = per_row(registry, MISSING_INT, {FUT: 5})
+    carry_day = per_row(registry, MISSING_INT, {FUT: DAY})
+    carry_price = per_row(registry, np.nan, {FUT: 100.0})
+    copies = carry_volume.copy(), carry_day.copy(), carry_price.copy()
+    reasons(registry, carry_price=carry_price, carry_volume=carry_volume,
+            carry_day=carry_day, instrument_token=[FUT], volume_traded=[10])
+    for a, b in zip((carry_volume, carry_day, carry_price), copies, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_argument_errors(registry):
+    batch = TickBatch.from_columns(instrument_token=[FUT], received_ns=T0)
+    m = len(registry)
+    carry = (np.full(m, np.nan), np.full(m, MISSING_INT), np.full(m, MISSING_INT))
+    with pytest.raises(ValueError, match="rows"):
+        tick_reasons(batch, np.array([0, 1]), registry.kind, *carry)
+    with pytest.raises(ValueError, match="registry row"):
+        tick_reasons(batch, np.array([0]), registry.kind, carry[0][:2], *carry[1:])
+    with pytest.raises(ValueError, match="registry"):
+        tick_reasons(batch, np.array([m]), registry.kind, *carry)
+
+
+@pytest.mark.parametrize("bad", [dict(max_price=0.0), dict(max_move=-1.0),
+                                 dict(max_move_option=np.nan), dict(max_quantity=-1),
+                                 dict(max_ts_lag_ns=2**63), dict(max_ts_skew_ns=1.5)])
+def test_limits_are_checked(bad):
+    with pytest.raises(ConfigError):
+        Limits(**bad)
+
+
+def test_reason_counts_and_describe():
+    r = np.array([0, Reason.DUPLICATE, Reason.DUPLICATE | Reason.BAD_OI,
+                  Reason.UNKNOWN_INSTRUMENT, 1 << 31], np.uint32)
+    counts = reason_counts(r)
+    assert list(counts)[:13] == [x.name for x in sorted(Reason, key=int)]
+    assert counts["DUPLICATE"] == 2 and counts["BAD_OI"] == 1
+    assert counts["UNKNOWN_INSTRUMENT"] == 1 and counts["BIT_31"] == 1
+    assert sum(counts.values()) == 5
+    assert reason_counts(np.array([], np.uint32)) == {x.name: 0 for x in
+                                                      sorted(Reason, key=int)}
+    assert describe(0) == []
+    assert describe(Reason.DUPLICATE | Reason.UNKNOWN_INSTRUMENT | (1 << 20)) == [
+        "UNKNOWN_INSTRUMENT", "DUPLICATE", "BIT_20"]
+    with pytest.raises(ValueError):
+        describe(1 << 32)
+
+
+def test_ist_day_is_exact_at_the_int64_limits():
+    t = np.array([np.iinfo(np.int64).max, MISSING_INT + 1, 0, -1], np.int64)
+    got = ist_day(t, t)
+    want = [(int(x) + IST_OFFSET_NS) // NS_PER_DAY for x in t]
+    assert got.tolist() == want
