@@ -99,21 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .sinks import make_sink
-
-    overrides: dict[str, Any] = {}
-    if args.redis_url:
-        overrides["redis_url"] = args.redis_url
-    if args.sink:
-        overrides["sink"] = args.sink
-    if args.file:
-        overrides["file_path"] = args.file
-    settings = Settings(**overrides)
-    url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    sink = make_sink(settings.sink_kind, redis_url=url, file_path=settings.file_path,
-                     stream_key=settings.stream_key, stream_maxlen=settings.stream_maxlen,
-                     channel=settings.channel,
-                     legacy_channel_template=settings.legacy_channel_template)
+    settings, sink, target = _settings_and_sink(args)
     wall0 = time.perf_counter()
     start_ns = None if args.max_speed else time.time_ns()
     market = SyntheticMarket(args.instruments, rate=args.rate, seed=args.seed, start_ns=start_ns)
@@ -136,7 +122,7 @@ def run_demo(args: argparse.Namespace) -> int:
         instruments=args.instruments, market_seconds=args.seconds, wall_seconds=elapsed,
         ticks_per_second=summary["ticks_in"] / elapsed if elapsed else None,
         sink=settings.sink_kind,
-        target=str(settings.file_path) if settings.sink_kind == "file" else _redacted(url),
+        target=target,
     )
     _print_summary(summary)
     if args.json:
