@@ -28,7 +28,7 @@ from .columns import MISSING_INT, TickBatch
 from .errors import ConfigError
 from .instruments import Kind
 
-__all__ = ["IST_OFFSET_NS", "NS_PER_DAY", "Limits", "Reason", "describe", "ist_day",
+__all__ = ["IST_OFFSET_NS", "NS_PER_DAY", "REASONS", "Limits", "Reason", "describe", "ist_day",
            "reason_counts", "tick_reasons"]
 
 
@@ -207,9 +207,12 @@ def tick_reasons(batch: TickBatch, rows: np.ndarray, kind: np.ndarray, last_pric
     Notes
     -----
     One Numba call of three passes: the stateless rules and a 64-bit hash of every tick
-    (arrival order); the duplicates, found with small open-addressing hash tables after a
-    stable radix partition of the hashes, so that each table stays in cache; the volume
-    rule (arrival order, per-row state). O(n) time, about 40 bytes per tick of scratch.
+    (arrival order, vectorized loops over chunks of 1,024 ticks); the duplicates, found
+    with small open-addressing hash tables after a stable radix partition of the hashes
+    (partitions of at most ~8,192 ticks on average, so that each table stays in cache;
+    a hash match is confirmed column by column); the volume rule (arrival order, per-row
+    state). Expected O(n) time; about 20 bytes of scratch per tick plus two copies of the
+    volume carries.
     """
     n = len(batch)
     rows = np.asarray(rows)
@@ -221,6 +224,11 @@ def tick_reasons(batch: TickBatch, rows: np.ndarray, kind: np.ndarray, last_pric
                          "per registry row")
     if n >= 2**32 - 1:
         raise ValueError("a window holds fewer than 2**32 - 1 ticks")
+    if not len(kind):  # an empty registry: every token is unknown; one dummy row
+        if n and rows.max() >= 0:
+            raise ValueError("rows must be below the registry's length")
+        kind, last_price = np.array([Kind.CALL], np.int8), np.array([np.nan])
+        volume_traded = volume_day = np.array([MISSING_INT])
     f = limits.band_factor
     return _reasons_kernel(
         rows.astype(np.int64, copy=False), np.asarray(kind, np.int8),
@@ -359,17 +367,19 @@ def _quantity_rules(ltq, vol, tbq, tsq, oi, max_quantity):
 
 
 @jit
-def _row_rules(rows, row_option, row_ref, price, prev_close, max_price, f_carry,
+def _row_rules(rows, kind, carry_price, price, prev_close, max_price, f_carry,
                f_option_carry, f_close, f_option_close, reasons, option, ref):
     """UNKNOWN_INSTRUMENT and the price rules. The per-row values are gathered first into
     the scratch arrays ``option`` and ``ref`` (at least as long as ``rows``), so that the
-    rules themselves run in a loop LLVM vectorizes."""
-    unknown = len(row_option) - 1
+    rules themselves run in a loop LLVM vectorizes. An unknown instrument is an option
+    (the most permissive limits) without a carried price."""
     for i in range(len(rows)):
         row = rows[i]
-        at = row if row >= 0 else unknown  # per-row arrays end with the unknown instrument
-        option[i] = row_option[at]
-        ref[i] = row_ref[at]
+        known = row >= 0
+        at = row if known else 0
+        cp = carry_price[at]
+        option[i] = (kind[at] >= _CALL) | (not known)
+        ref[i] = cp if known & (cp > 0.0) & (cp < np.inf) else np.nan
     for i in range(len(rows)):
         is_option = option[i]
         reasons[i] = _flag(rows[i] < 0, _UNKNOWN_INSTRUMENT) | _price_rules(
@@ -426,15 +436,6 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day,
     n_rows = len(kind)
     if n and rows.max() >= n_rows:
         raise ValueError("rows must be below the registry's length")
-    # Per registry row, plus a last entry for unknown instruments (option limits, no
-    # carry): is it an option, and its usable carried reference price (NaN if none).
-    row_option = np.ones(n_rows + 1, np.bool_)
-    row_ref = np.full(n_rows + 1, np.nan)
-    for r in range(n_rows):
-        row_option[r] = kind[r] >= _CALL
-        cp = carry_price[r]
-        if cp > 0.0 and cp < np.inf:
-            row_ref[r] = cp
     state_volume = carry_volume.copy()
     state_day = carry_day.copy()
     reasons = np.empty(n, np.uint32)
@@ -452,7 +453,7 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day,
     s_ref = np.empty(_CHUNK, np.float64)
     for lo in range(0, n, _CHUNK):
         c = slice(lo, min(lo + _CHUNK, n))
-        _row_rules(rows[c], row_option, row_ref, price[c], prev_close[c], max_price,
+        _row_rules(rows[c], kind, carry_price, price[c], prev_close[c], max_price,
                    f_carry, f_option_carry, f_close, f_option_close, reasons[c], s_option,
                    s_ref)
         _quantity_loop(ltq[c], vol[c], tbq[c], tsq[c], oi[c], max_quantity, reasons[c])
@@ -460,8 +461,11 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day,
                         max_quantity, reasons[c])
         _hash_loop(token[c], ex[c], lp[c], ltq[c], atp[c], vol[c], tbq[c], tsq[c], oi[c],
                    pc[c], bid[c], bq[c], ask[c], aq[c], hashes[c])
-        for h in hashes[c]:
-            counts[np.int64((h >> _S32) * nb >> _S32) + 1] += 1
+        if n_buckets > 1:
+            for h in hashes[c]:
+                counts[np.int64((h >> _S32) * nb >> _S32) + 1] += 1
+    if n_buckets == 1:
+        counts[1] = n
 
     # Pass 2: stable partition of the ticks by the high hash bits (skipped when there is
     # one partition), then one small open-addressing table per partition (linear probing,

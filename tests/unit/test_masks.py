@@ -392,3 +392,14 @@ def test_ist_day_is_exact_at_the_int64_limits():
     got = ist_day(t, t)
     want = [(int(x) + IST_OFFSET_NS) // NS_PER_DAY for x in t]
     assert got.tolist() == want
+
+
+def test_empty_registry_makes_every_tick_unknown():
+    batch = TickBatch.from_columns(instrument_token=[FUT, CE], received_ns=T0,
+                                   last_price=[1.0, 1.0], volume_traded=[5, 5])
+    empty = (np.array([], np.int8), np.array([]), np.array([], np.int64),
+             np.array([], np.int64))
+    got = tick_reasons(batch, np.array([-1, -1]), *empty)
+    np.testing.assert_array_equal(got, [Reason.UNKNOWN_INSTRUMENT] * 2)
+    with pytest.raises(ValueError, match="registry"):
+        tick_reasons(batch, np.array([0, -1]), *empty)
