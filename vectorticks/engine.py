@@ -171,7 +171,7 @@ class Engine:
                                       received_ns=0, last_price=100.0, bid_price=99.0,
                                       ask_price=101.0)
         result, _ = compute_window(warm, self.registry, self._carry, seq=0, start_ns=0,
-                                   end_ns=0, greeks=self._greeks)
+                                   end_ns=0, greeks=self._greeks, validation=self._limits)
         payload.encode(result)
 
     # -- window loop (caller's thread) -------------------------------------------------
