@@ -138,33 +138,45 @@ def _redacted(url: str | None) -> str | None:
     return redact_url(url) if url else None
 
 
-class _Progress:
-    """A live progress line on stderr (rewritten in place on a terminal)."""
+class _StatusLine:
+    """A live status line on stderr: rewritten in place on a terminal every ``every_s``,
+    else printed as a new line every 2 s."""
 
     def __init__(self, engine: Engine, every_s: float = 0.5):
         self.engine = engine
-        self.every_s = every_s
         self.tty = sys.stderr.isatty()
-        self._last = 0.0
+        self.every_s = every_s if self.tty else 2.0
         self._t0 = time.perf_counter()
+        self._last = 0.0
 
-    def maybe_print(self, market_ns: int) -> None:
+    def due(self) -> bool:
         now = time.perf_counter()
-        if now - self._last < (self.every_s if self.tty else 2.0):
-            return
+        if now - self._last < self.every_s:
+            return False
         self._last = now
-        s = self.engine.summary()
-        p99 = s["compute_p99_ms"]
-        line = (f"t={market_ns / 1e9:6.1f}s ticks={s['ticks_in']:>10,} "
-                f"windows={s['windows_published']:>6,} "
-                f"rate={s['ticks_in'] / (now - self._t0):>10,.0f}/s "
-                f"p99={'-' if p99 is None else f'{p99:.2f}ms'} outbox={s['outbox_depth']}")
+        return True
+
+    def emit(self, line: str) -> None:
         print(("\r" + line) if self.tty else line, end="" if self.tty else "\n",
               file=sys.stderr, flush=True)
 
     def done(self) -> None:
         if self.tty:
             print(file=sys.stderr)
+
+
+class _Progress(_StatusLine):
+    """The demo's progress: market time, ticks, windows, rate, compute p99."""
+
+    def maybe_print(self, market_ns: int) -> None:
+        if not self.due():
+            return
+        s = self.engine.summary()
+        p99 = s["compute_p99_ms"]
+        rate = s["ticks_in"] / (time.perf_counter() - self._t0)
+        self.emit(f"t={market_ns / 1e9:6.1f}s ticks={s['ticks_in']:>10,} "
+                  f"windows={s['windows_published']:>6,} rate={rate:>10,.0f}/s "
+                  f"p99={'-' if p99 is None else f'{p99:.2f}ms'} outbox={s['outbox_depth']}")
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -407,32 +419,18 @@ def _feed_summary(feeder: Any) -> dict[str, Any]:
     return stats
 
 
-class _FeedProgress:
-    """The live progress line of ``run`` on stderr (rewritten in place on a terminal)."""
-
-    def __init__(self, engine: Engine, every_s: float = 0.5):
-        self.engine = engine
-        self.tty = sys.stderr.isatty()
-        self.every_s = every_s if self.tty else 2.0
-        self._last = time.perf_counter()
+class _FeedProgress(_StatusLine):
+    """The live progress line of ``run``: connections, frames, ticks, drops."""
 
     def maybe_print(self, feed: Any, source: dict[str, Any]) -> None:
-        now = time.perf_counter()
-        if now - self._last < self.every_s:
+        if not self.due():
             return
-        self._last = now
         s = self.engine.summary()
-        line = (f"conns={source['connected']}/{source['connections']} "
-                f"frames={feed.frames:,} ticks={s['ticks_in']:>10,} "
-                f"windows={s['windows_published']:>6,} rejected={feed.frames_rejected} "
-                f"dropped={source['frames_dropped']} reconnects={source['reconnects']} "
-                f"outbox={s['outbox_depth']}")
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n",
-              file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
+        self.emit(f"conns={source['connected']}/{source['connections']} "
+                  f"frames={feed.frames:,} ticks={s['ticks_in']:>10,} "
+                  f"windows={s['windows_published']:>6,} rejected={feed.frames_rejected} "
+                  f"dropped={source['frames_dropped']} reconnects={source['reconnects']} "
+                  f"outbox={s['outbox_depth']}")
 
 
 class _ByteProgress:
