@@ -3,29 +3,16 @@
 import numpy as np
 import pandas as pd
 import pytest
+from small_registry import CE, FUT, NIFTY, PE, STOCK, small_registry
 
 from vectorticks.columns import MISSING_INT, TickBatch
 from vectorticks.compute import Carry, compute_window
-from vectorticks.instruments import InstrumentRegistry
 from vectorticks.masks import Reason
-
-NIFTY, FUT, CE, PE, STOCK = 256265, 13238786, 10000002, 10000258, 408065
 
 
 @pytest.fixture(scope="module")
 def registry():
-    rows = [
-        (NIFTY, 1001, "NIFTY 50", "NIFTY 50", "", 0, "EQ", "INDICES", "NSE"),
-        (FUT, 51714, "NIFTY26DECFUT", "NIFTY", "2026-12-29", 0, "FUT", "NFO-FUT", "NFO"),
-        (CE, 39062, "NIFTY26D0124000CE", "NIFTY", "2026-12-01", 24000, "CE", "NFO-OPT", "NFO"),
-        (PE, 39063, "NIFTY26D0124000PE", "NIFTY", "2026-12-01", 24000, "PE", "NFO-OPT", "NFO"),
-        (STOCK, 1594, "INFY", "INFOSYS", "", 0, "EQ", "NSE", "NSE"),
-    ]
-    frame = pd.DataFrame(rows, columns=["instrument_token", "exchange_token", "tradingsymbol",
-                                        "name", "expiry", "strike", "instrument_type",
-                                        "segment", "exchange"])
-    frame["last_price"], frame["tick_size"], frame["lot_size"] = 0.0, 0.05, 75
-    return InstrumentRegistry.from_frame(frame)
+    return small_registry()
 
 
 def run(registry, batch, carry=None, seq=1):

@@ -1,12 +1,11 @@
 """tick_reasons: every rule on both sides of its bound, rules combined, reason counts."""
 
 import numpy as np
-import pandas as pd
 import pytest
+from small_registry import CE, FUT, NIFTY, PE, STOCK, small_registry
 
 from vectorticks.columns import MISSING_INT, TickBatch
 from vectorticks.errors import ConfigError
-from vectorticks.instruments import InstrumentRegistry
 from vectorticks.masks import (
     IST_OFFSET_NS,
     NS_PER_DAY,
@@ -18,7 +17,6 @@ from vectorticks.masks import (
     tick_reasons,
 )
 
-NIFTY, FUT, CE, PE, STOCK = 256265, 13238786, 10000002, 10000258, 408065
 UNKNOWN = 999
 S = 1_000_000_000
 T0 = 1_795_000_000 * S  # 2026-11-18 ~04:03 UTC, within an IST trading day
@@ -27,18 +25,7 @@ DAY = ist_day(np.array([T0]), np.array([T0]))[0]
 
 @pytest.fixture(scope="module")
 def registry():
-    rows = [
-        (NIFTY, 1001, "NIFTY 50", "NIFTY 50", "", 0, "EQ", "INDICES", "NSE"),
-        (FUT, 51714, "NIFTY26DECFUT", "NIFTY", "2026-12-29", 0, "FUT", "NFO-FUT", "NFO"),
-        (CE, 39062, "NIFTY26D0124000CE", "NIFTY", "2026-12-01", 24000, "CE", "NFO-OPT", "NFO"),
-        (PE, 39063, "NIFTY26D0124000PE", "NIFTY", "2026-12-01", 24000, "PE", "NFO-OPT", "NFO"),
-        (STOCK, 1594, "INFY", "INFOSYS", "", 0, "EQ", "NSE", "NSE"),
-    ]
-    frame = pd.DataFrame(rows, columns=["instrument_token", "exchange_token", "tradingsymbol",
-                                        "name", "expiry", "strike", "instrument_type",
-                                        "segment", "exchange"])
-    frame["last_price"], frame["tick_size"], frame["lot_size"] = 0.0, 0.05, 75
-    return InstrumentRegistry.from_frame(frame)
+    return small_registry()
 
 
 def reasons(registry, limits=None, carry_price=None, carry_volume=None, carry_day=None,
