@@ -1,6 +1,7 @@
 """The packed window payload, version 1: one checksummed binary payload per window.
 
-A payload is a fixed 48-byte little-endian header followed by named sections; each
+A payload is a fixed 48-byte little-endian header, an optional header extension (written
+by :func:`encode`: the window's quarantine counts per reason bit) and named sections; each
 section holds one table as an uncompressed Arrow IPC *stream*. The byte-level
 specification is ``docs/payload.md``; this module is its reference implementation.
 
@@ -33,6 +34,7 @@ import pyarrow as pa
 
 from .columns import BAR_COLUMNS, OPTION_COLUMNS, QUARANTINE_COLUMNS, Column, check_table
 from .errors import PayloadError, SchemaError
+from .masks import REASONS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,6 +56,7 @@ __all__ = [
     "encode_sections",
     "iter_file",
     "read_header",
+    "reason_bit_counts",
 ]
 
 MAGIC: Final = b"VTKW"
@@ -81,6 +84,11 @@ _I32 = struct.Struct("<i")
 _NAME = re.compile(rb"[a-z0-9_]{1,64}")
 _EOS: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream marker
 _U32_MAX = 0xFFFF_FFFF
+# Header extension: records of (u16 tag, u16 length, data), then a CRC-32 of the records.
+_EXT_RECORD = struct.Struct("<HH")
+_TAG_REASON_COUNTS: Final = 1
+_REASON_BITS: Final = 32  # one u32 count per bit of the uint32 reason mask
+_REASON_COUNTS = struct.Struct(f"<{_REASON_BITS}I")
 _FILE_CHUNK = 1 << 20  # iter_file never reads more than this beyond what the file holds
 _READ_OPTIONS = pa.ipc.IpcReadOptions(use_threads=False)
 
@@ -210,18 +218,29 @@ def encode(result: WindowResult) -> bytes:
     """
     return encode_sections(result.seq, result.start_ns, result.end_ns, result.ticks_in,
                            {"bars": result.bars, "options": result.options,
-                            "quarantine": result.quarantine})
+                            "quarantine": result.quarantine},
+                           reason_counts=reason_bit_counts(result.quarantine["reason"]))
+
+
+def reason_bit_counts(reasons: np.ndarray) -> np.ndarray:
+    """How many of ``reasons`` (uint32 bitmasks) have each bit set: ``int64[32]``, bit 0
+    first (the header extension's per-reason quarantine counts)."""
+    le = np.ascontiguousarray(reasons, dtype="<u4")
+    bits = np.unpackbits(le.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
+    return bits.sum(axis=0, dtype=np.int64)
 
 
 def encode_sections(seq: int, start_ns: int, end_ns: int, ticks_in: int,
-                    sections: Mapping[str, Mapping[str, np.ndarray]]) -> bytes:
+                    sections: Mapping[str, Mapping[str, np.ndarray]], *,
+                    reason_counts: np.ndarray | None = None) -> bytes:
     """Pack any named sections into a version-1 payload (the engine of :func:`encode`).
 
     Sections are written in the mapping's order. A known section (``bars``, ``options``,
     ``quarantine``) must match its schema from :mod:`vectorticks.columns`. Any other name
     (1..64 characters of ``[a-z0-9_]``) is written with the Arrow types of its columns,
     which must be 1-d NumPy arrays of one length and of a fixed-width dtype (bool,
-    integer, float, datetime64, timedelta64).
+    integer, float, datetime64, timedelta64). ``reason_counts`` (32 counts, one per bit
+    of the quarantine reason mask) goes into the header extension.
 
     Raises
     ------
@@ -236,8 +255,9 @@ def encode_sections(seq: int, start_ns: int, end_ns: int, ticks_in: int,
     ticks_in = _in_range("ticks_in", ticks_in, 0, _U32_MAX)
     if len(sections) > MAX_SECTIONS:
         raise PayloadError(f"{len(sections)} sections; at most {MAX_SECTIONS} fit a payload")
+    extension = b"" if reason_counts is None else _extension(reason_counts)
 
-    parts: list[Any] = [b""]  # the header goes first, once the body is known
+    parts: list[Any] = [b"", extension]  # the header goes first, once the body is known
     body_len = 0
     for name, table in sections.items():
         spec = _KNOWN.get(name)
@@ -257,13 +277,22 @@ def encode_sections(seq: int, start_ns: int, end_ns: int, ticks_in: int,
         body_len += len(parts[prefix]) + data_len
     if body_len > _U32_MAX:
         raise PayloadError(f"body is {body_len} bytes; at most 2**32 - 1 fit")
-    fields = (MAGIC, VERSION, HEADER_SIZE, seq, start_ns, end_ns, ticks_in, len(sections), 0,
-              body_len)
+    fields = (MAGIC, VERSION, HEADER_SIZE + len(extension), seq, start_ns, end_ns, ticks_in,
+              len(sections), 0, body_len)
     crc = zlib.crc32(_HEADER.pack(*fields, 0)[:_CRC_OFFSET])
-    for part in parts[1:]:
+    for part in parts[2:]:
         crc = zlib.crc32(part, crc)
     parts[0] = _HEADER.pack(*fields, crc)
     return b"".join(parts)
+
+
+def _extension(reason_counts: np.ndarray) -> bytes:
+    counts = np.asarray(reason_counts)
+    if counts.shape != (_REASON_BITS,) or counts.min() < 0 or counts.max() > _U32_MAX:
+        raise PayloadError(f"reason_counts must be {_REASON_BITS} counts in 0..2**32-1")
+    records = (_EXT_RECORD.pack(_TAG_REASON_COUNTS, _REASON_COUNTS.size)
+               + _REASON_COUNTS.pack(*counts.tolist()))
+    return records + _U32.pack(zlib.crc32(records))
 
 
 def checksum(header: bytes | memoryview, body: bytes | memoryview) -> int:
@@ -301,7 +330,8 @@ def _adhoc_section(name: str, table: Mapping[str, np.ndarray]) -> _Section:
 
 @dataclass(frozen=True, slots=True)
 class Header:
-    """The fixed 48-byte header of a payload (see ``docs/payload.md``)."""
+    """The fixed 48-byte header of a payload (see ``docs/payload.md``), plus what its
+    extension says when the extension was among the bytes read."""
 
     version: int
     header_size: int
@@ -313,6 +343,9 @@ class Header:
     flags: int
     body_len: int
     crc32: int
+    reason_counts: dict[str, int] | None = None
+    """Quarantined ticks per reason (every :class:`~vectorticks.masks.Reason` name, plus
+    ``BIT_<k>`` for a set bit no reason defines); ``None`` without the extension."""
 
     @property
     def total_len(self) -> int:
@@ -326,7 +359,8 @@ def read_header(data: bytes | bytearray | memoryview) -> Header:
     Only the first 48 bytes are needed, so this also works on the start of a payload
     (``iter_file`` uses it to learn a record's length). It checks the magic, the version,
     ``header_size >= 48``, ``flags == 0`` and ``section_count <= 64``; the lengths against
-    the rest of the data and the CRC are checked by :func:`decode`.
+    the rest of the data and the CRC are checked by :func:`decode`. When ``data`` holds
+    the whole header extension, its records are checked (their own CRC-32) and read.
 
     Raises
     ------
@@ -350,8 +384,45 @@ def read_header(data: bytes | bytearray | memoryview) -> Header:
         raise PayloadError(f"flags 0x{flags:04x} set; version {VERSION} defines none")
     if section_count > MAX_SECTIONS:
         raise PayloadError(f"section_count {section_count} > {MAX_SECTIONS}")
+    counts = (_read_extension(view[HEADER_SIZE:header_size])
+              if HEADER_SIZE < header_size <= len(view) else None)
     return Header(version, header_size, seq, start_ns, end_ns, ticks_in, section_count, flags,
-                  body_len, crc)
+                  body_len, crc, counts)
+
+
+def _read_extension(ext: memoryview) -> dict[str, int] | None:
+    """The reason counts of a header extension (``None`` if it has no such record).
+    Unknown record tags are skipped; a malformed extension raises :class:`PayloadError`."""
+    if len(ext) < 4:
+        raise PayloadError(f"header extension of {len(ext)} bytes has no room for its CRC-32")
+    records, (crc,) = ext[:-4], _U32.unpack_from(ext, len(ext) - 4)
+    if zlib.crc32(records) != crc:
+        raise PayloadError(f"header extension CRC-32 0x{zlib.crc32(records):08x} != "
+                           f"0x{crc:08x}")
+    counts = None
+    pos = 0
+    while pos < len(records):
+        if len(records) - pos < _EXT_RECORD.size:
+            raise PayloadError(f"header extension record at byte {pos} is cut short")
+        tag, size = _EXT_RECORD.unpack_from(records, pos)
+        pos += _EXT_RECORD.size
+        if size > len(records) - pos:
+            raise PayloadError(f"header extension record {tag} announces {size} bytes; "
+                               f"{len(records) - pos} are left")
+        if tag == _TAG_REASON_COUNTS:
+            if size != _REASON_COUNTS.size:
+                raise PayloadError(f"reason counts record of {size} bytes, expected "
+                                   f"{_REASON_COUNTS.size}")
+            counts = _name_reason_counts(_REASON_COUNTS.unpack_from(records, pos))
+        pos += size
+    return counts
+
+
+def _name_reason_counts(per_bit: tuple[int, ...]) -> dict[str, int]:
+    names = {int(r).bit_length() - 1: r.name for r in REASONS}
+    out = {name: per_bit[k] for k, name in sorted(names.items())}
+    out.update({f"BIT_{k}": c for k, c in enumerate(per_bit) if c and k not in names})
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -370,6 +441,8 @@ class Window:
     ticks_in: int
     nbytes: int
     tables: dict[str, pa.Table]
+    reason_counts: dict[str, int] | None = None
+    """Quarantined ticks per reason, from the header extension (``None`` without one)."""
 
     def table(self, name: str) -> pa.Table:
         """The section ``name``; an empty table of its schema for a known, absent section.
@@ -453,7 +526,7 @@ def decode(data: bytes | bytearray | memoryview) -> Window:
         raise PayloadError(f"{n - pos} bytes after the last of {h.section_count} sections "
                            f"(offset {pos})")
     return Window(seq=h.seq, start_ns=h.start_ns, end_ns=h.end_ns, ticks_in=h.ticks_in,
-                  nbytes=n, tables=tables)
+                  nbytes=n, tables=tables, reason_counts=h.reason_counts)
 
 
 def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:

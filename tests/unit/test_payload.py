@@ -25,6 +25,7 @@ from vectorticks.columns import (
 )
 from vectorticks.compute import WindowResult
 from vectorticks.errors import PayloadError, SchemaError, VectorticksError
+from vectorticks.masks import REASONS, Reason
 from vectorticks.payload import (
     Header,
     Window,
@@ -33,6 +34,7 @@ from vectorticks.payload import (
     encode,
     iter_file,
     read_header,
+    reason_bit_counts,
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "payload.md"
@@ -285,16 +287,43 @@ def test_payload_error_is_a_value_error_and_reexported() -> None:
 
 def test_header_layout_and_read_header(valid: bytes) -> None:
     fields = HEADER.unpack_from(valid)
-    body = valid[48:]
-    assert fields == (b"VTKW", 1, 48, 42, T0, T0 + 1_000_000_000, 2**32 - 1, 3, 0, len(body),
+    extension, body = valid[48:184], valid[184:]
+    assert fields == (b"VTKW", 1, 184, 42, T0, T0 + 1_000_000_000, 2**32 - 1, 3, 0, len(body),
                       zlib.crc32(body, zlib.crc32(valid[:44])))
+    # extension: one record (tag 1, 128 bytes: 32 u32 counts), then its own CRC-32
+    assert extension[:4] == struct.pack("<HH", 1, 128)
+    counts = struct.unpack_from("<32I", extension, 4)
+    assert counts == (2,) + (0,) * 30 + (1,)  # reasons [1, 0x8000_0001]: bit 0 twice, bit 31
+    assert struct.unpack_from("<I", extension, 132)[0] == zlib.crc32(extension[:132])
     h = read_header(valid)
-    assert h == Header(version=1, header_size=48, seq=42, start_ns=T0,
+    expected_counts = {r.name: 0 for r in REASONS} | {"UNKNOWN_INSTRUMENT": 2, "BIT_31": 1}
+    assert h == Header(version=1, header_size=184, seq=42, start_ns=T0,
                        end_ns=T0 + 1_000_000_000, ticks_in=2**32 - 1, section_count=3,
-                       flags=0, body_len=len(body), crc32=checksum(valid, body))
+                       flags=0, body_len=len(body), crc32=checksum(valid, body),
+                       reason_counts=expected_counts)
     assert h.total_len == len(valid)
-    assert read_header(valid[:48]) == h  # the fixed header alone is enough
+    assert decode(valid).reason_counts == expected_counts
+    # the fixed header alone is enough to learn the length; the counts need the extension
+    fixed = read_header(valid[:48])
+    assert (fixed.total_len, fixed.reason_counts) == (len(valid), None)
     assert [name for name, _ in sections_of(valid)] == [b"bars", b"options", b"quarantine"]
+
+
+def test_reason_counts_follow_the_quarantine_rows() -> None:
+    r = make_result()
+    reasons = np.array([Reason.DUPLICATE | Reason.PRICE_JUMP, Reason.DUPLICATE,
+                        Reason.BAD_OI], np.uint32)
+    quarantine = empty_table(QUARANTINE_COLUMNS, 3)
+    quarantine["reason"] = reasons
+    w = decode(encode(WindowResult(**{**{f: getattr(r, f) for f in r.__dataclass_fields__},
+                                      "quarantine": quarantine})))
+    assert w.reason_counts is not None
+    assert {k: v for k, v in w.reason_counts.items() if v} == {
+        "PRICE_JUMP": 1, "BAD_OI": 1, "DUPLICATE": 2}
+    assert list(w.reason_counts)[:3] == ["UNKNOWN_INSTRUMENT", "NON_FINITE_PRICE",
+                                         "NON_POSITIVE_PRICE"]  # bit order
+    np.testing.assert_array_equal(reason_bit_counts(reasons)[[4, 6, 10]], [1, 1, 2])
+    assert reason_bit_counts(np.array([], np.uint32)).tolist() == [0] * 32
 
 
 def test_seq_uses_all_64_bits() -> None:
@@ -303,15 +332,51 @@ def test_seq_uses_all_64_bits() -> None:
     assert read_header(encode(result)).seq == 2**64 - 1
 
 
-def test_header_extension_bytes_are_skipped(valid: bytes) -> None:
-    body = valid[48:]
-    extended = bytearray(valid[:48]) + b"\x01" * 16 + body
-    struct.pack_into("<H", extended, 6, 64)
-    extended = refresh(bytes(extended))     # header_size is covered by the CRC
+def with_extension(valid: bytes, extension: bytes) -> bytes:
+    """``valid`` with its header extension replaced (header_size, body_len, CRC fixed)."""
+    (header_size,) = struct.unpack_from("<H", valid, 6)
+    out = bytearray(valid[:48]) + extension + valid[header_size:]
+    struct.pack_into("<H", out, 6, 48 + len(extension))
+    return refresh(bytes(out))  # header_size is covered by the payload CRC
+
+
+def ext(*records: tuple[int, bytes]) -> bytes:
+    body = b"".join(struct.pack("<HH", tag, len(data)) + data for tag, data in records)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_unknown_extension_records_are_skipped(valid: bytes) -> None:
+    counts = struct.pack("<32I", *range(32))
+    extended = with_extension(valid, ext((7, b"\x01" * 16), (1, counts), (8, b"")))
     w = decode(extended)
-    assert w.seq == 42
-    assert w.tables["options"].num_rows == 4
+    assert (w.seq, w.tables["options"].num_rows) == (42, 4)
+    assert w.reason_counts is not None
+    assert w.reason_counts["PRICE_JUMP"] == 4 and w.reason_counts["BIT_31"] == 31
     assert read_header(extended).total_len == len(extended)
+    no_counts = with_extension(valid, ext((9, b"later")))
+    assert decode(no_counts).reason_counts is None
+    assert decode(with_extension(valid, b"")).reason_counts is None  # a bare 48-byte header
+
+
+@pytest.mark.parametrize("extension, message", [
+    (b"\x01" * 16, "extension CRC-32"),                              # bytes, not records
+    (b"\x01\x00", "no room for its CRC-32"),
+    (ext((1, b"\x00" * 64)), "reason counts record of 64 bytes"),
+    (ext((1, b"\x00" * 128))[:-6] + struct.pack("<H", 9) + b"\x00" * 4, "CRC-32"),
+])
+def test_malformed_extensions_are_rejected(valid: bytes, extension: bytes,
+                                           message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        decode(with_extension(valid, extension))
+
+
+def test_extension_record_running_past_its_crc_is_rejected(valid: bytes) -> None:
+    body = struct.pack("<HH", 5, 200) + b"\x00" * 10
+    with pytest.raises(PayloadError, match="announces 200 bytes"):
+        decode(with_extension(valid, body + struct.pack("<I", zlib.crc32(body))))
+    body = b"\x05\x00"
+    with pytest.raises(PayloadError, match="cut short"):
+        decode(with_extension(valid, body + struct.pack("<I", zlib.crc32(body))))
 
 
 # -- encode errors --------------------------------------------------------------------------
@@ -795,5 +860,8 @@ def test_docs_worked_example_matches_the_encoder(docs: str) -> None:
     # body_len and the CRC depend on pyarrow's schema message bytes; the rest is fixed
     for line in dump[:9]:
         assert line in docs, line
-    first_section = data[48:48 + 1 + 4].hex(" ")  # name_len, name
+    assert data[48:52].hex(" ") in docs                          # extension record: tag, len
+    assert data[180:184].hex(" ") in docs                        # extension CRC-32
+    first_section = data[184:184 + 1 + 4].hex(" ")  # name_len, name
     assert first_section in docs
+    assert f"payload is {len(data)} bytes" in docs
