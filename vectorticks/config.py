@@ -43,6 +43,15 @@ class Settings(BaseSettings):
         "ticks:{instrument_token}", description="per-instrument channel of legacy mode")
     file_path: Path = Field(Path("vectorticks-windows.vtw"),
                             description="file sink: payloads appended back to back")
+    dead_letter_stream: str | None = Field(
+        None, description="Redis stream that also gets each window's quarantined rows "
+                          "(e.g. vt:deadletter; needs redis_url); unset: none")
+    dead_letter_maxlen: int = Field(100_000, gt=0,
+                                    description="approximate MAXLEN of the dead-letter stream")
+
+    # Metrics (/metrics of the CLI commands; 0 turns the endpoint off)
+    metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics port, 0 = off")
+    metrics_host: str = Field("127.0.0.1", description="/metrics address (loopback default)")
 
     # Outbox and sender
     outbox_capacity: int = Field(1024, gt=0, description="windows waiting for the sender")
@@ -101,4 +110,6 @@ class Settings(BaseSettings):
     def _redis_url_given(self) -> Settings:
         if self.sink in ("stream", "pubsub", "spubsub", "legacy") and self.redis_url is None:
             raise ValueError(f"sink {self.sink!r} needs redis_url (VECTORTICKS_REDIS_URL)")
+        if self.dead_letter_stream and self.redis_url is None:
+            raise ValueError("dead_letter_stream needs redis_url (VECTORTICKS_REDIS_URL)")
         return self

@@ -11,6 +11,9 @@ the gap shows in the consumer's sequence numbers.
 Accounting: once ``close()`` returns, ``ticks_in == ticks_published + ticks_dropped +
 ticks_rejected + ticks_in_rejected_windows`` (quarantined ticks travel inside published
 windows, so they count as published; strict validation rejects whole windows).
+
+Metrics (optional, :class:`vectorticks.metrics.EngineMetrics`) are updated once per window
+and once per delivery; the engine never imports ``prometheus_client`` itself.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +38,9 @@ from .instruments import InstrumentRegistry
 from .kite import ticks_from_dicts
 from .masks import reason_counts
 from .window import CutWindow, WindowAccumulator
+
+if TYPE_CHECKING:
+    from .metrics import EngineMetrics
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,8 @@ class Outgoing:
     end_ns: int
     payload: bytes
     ticks: int
+    received_ns: np.ndarray | None = None  # of its ticks: end-to-end latency at delivery
+    dead_letter: bytes | None = None       # its quarantine alone, for the dead-letter sink
 
 
 class Outbox:
@@ -118,12 +126,16 @@ class _Stats:
         self.payload_bytes_max = 0
         self.send_errors = 0
         self.last_published_seq = 0
+        self.frames_rejected = 0  # malformed Kite frames (nothing of them was ingested)
+        self.dead_letter_windows = 0
         self.compute_ns: collections.deque[int] = collections.deque(maxlen=100_000)
 
-    def dropped(self, item: Outgoing) -> None:
+    def dropped(self, item: Outgoing, metrics: EngineMetrics | None) -> None:
         with self.lock:
             self.windows_dropped += 1
             self.ticks_dropped += item.ticks
+        if metrics is not None:
+            metrics.on_dropped(item.ticks)
 
 
 class Engine:
@@ -141,14 +153,27 @@ class Engine:
         ``False`` cuts and publishes a window on every ``ingest`` (legacy behaviour).
         Default: ``False`` only for the legacy sink.
     clock
-        Wall clock in ns, used only to time the sender's acknowledgements.
+        Wall clock in ns, used only to time latencies for the metrics.
+    metrics
+        Where to count (``EngineMetrics(registry)``); ``None`` counts only the summary.
+    dead_letter
+        A sink that also receives each window's quarantined rows (a payload holding only
+        the ``quarantine`` section, same ``seq``), e.g. a Redis stream. Default: built
+        from ``settings.dead_letter_stream`` when that is set.
     """
 
     def __init__(self, registry: InstrumentRegistry, sink: Any, settings: Settings | None = None,
-                 *, batching: bool | None = None, clock: Clock = time.time_ns):
+                 *, batching: bool | None = None, clock: Clock = time.time_ns,
+                 metrics: EngineMetrics | None = None, dead_letter: Any = None):
         self.settings = settings or Settings()
         self.registry = registry
         self.sink = sink
+        if dead_letter is None and self.settings.dead_letter_stream:
+            from .sinks import dead_letter_sink
+
+            dead_letter = dead_letter_sink(self.settings)
+        self.dead_letter = dead_letter
+        self.metrics = metrics
         self.batching = self.settings.sink_kind != "legacy" if batching is None else batching
         self._clock = clock
         self._acc = WindowAccumulator(self.settings.window_ns, self.settings.tick_batch_max_size)
@@ -158,6 +183,8 @@ class Engine:
         self._seq = sink.last_seq() or 0  # resume numbering after what the target holds
         self._stats = _Stats()
         self._outbox = Outbox(self.settings.outbox_capacity, self.settings.outbox_overflow)
+        if metrics is not None:
+            metrics.bind_outbox(self._outbox.__len__)
         self._abort = threading.Event()
         self._closed = False
         self._sender = threading.Thread(target=self._send_loop, name="vectorticks-sender",
@@ -167,12 +194,16 @@ class Engine:
 
     def _warm_up(self) -> None:
         """Load (or compile) the JIT kernels now, not inside the first live window."""
+        t0 = time.perf_counter()
         warm = TickBatch.from_columns(instrument_token=self.registry.token,
                                       received_ns=0, last_price=100.0, bid_price=99.0,
                                       ask_price=101.0)
         result, _ = compute_window(warm, self.registry, self._carry, seq=0, start_ns=0,
                                    end_ns=0, greeks=self._greeks, validation=self._limits)
         payload.encode(result)
+        if self.metrics is not None:
+            self.metrics.warm_up(result, warm, self.registry.kind)
+            self.metrics.on_warm_up(time.perf_counter() - t0)
 
     # -- window loop (caller's thread) -------------------------------------------------
 
@@ -198,6 +229,15 @@ class Engine:
         with self._stats.lock:
             self._stats.ticks_in += n
             self._stats.ticks_rejected += n
+        if self.metrics is not None:
+            self.metrics.on_input_rejected(n)
+
+    def frame_rejected(self) -> None:
+        """Count a Kite frame that failed to decode (nothing of it was ingested)."""
+        with self._stats.lock:
+            self._stats.frames_rejected += 1
+        if self.metrics is not None:
+            self.metrics.frames_rejected(1)
 
     def close(self, timeout: float | None = None) -> dict[str, Any]:
         """Publish the partial window, drain the outbox within ``timeout`` seconds
@@ -212,8 +252,10 @@ class Engine:
                 self._abort.set()
                 self._sender.join()
             for item in self._outbox.drain():
-                self._stats.dropped(item)
+                self._stats.dropped(item, self.metrics)
             self.sink.close()
+            if self.dead_letter is not None:
+                self.dead_letter.close()
         return self.summary()
 
     def _publish(self, windows: list[CutWindow]) -> int:
@@ -223,6 +265,7 @@ class Engine:
                                            seq=self._seq + 1, start_ns=w.start_ns,
                                            end_ns=w.end_ns, greeks=self._greeks,
                                            validation=self._limits)
+            t1 = time.perf_counter_ns()
             s = self._stats
             reasons = result.quarantine["reason"]
             with s.lock:
@@ -235,50 +278,85 @@ class Engine:
                 with s.lock:
                     s.windows_rejected += 1
                     s.ticks_in_rejected_windows += result.ticks_in
+                self._observe(result, w, t0, t1, t1, rejected=True)
                 continue
             self._seq += 1
             self._carry = carry
             data = payload.encode(result)
-            elapsed = time.perf_counter_ns() - t0
-            item = Outgoing(self._seq, w.end_ns, data, result.ticks_in)
+            t2 = time.perf_counter_ns()
+            dead = None
+            if self.dead_letter is not None and len(reasons):
+                dead = payload.encode_sections(
+                    self._seq, w.start_ns, w.end_ns, len(reasons),
+                    {"quarantine": result.quarantine},
+                    reason_counts=payload.reason_bit_counts(reasons))
+            item = Outgoing(self._seq, w.end_ns, data, result.ticks_in, w.ticks.received_ns,
+                            dead)
             with s.lock:
                 s.ticks_quarantined += len(reasons)
                 s.payload_bytes += len(data)
                 s.payload_bytes_max = max(s.payload_bytes_max, len(data))
-                s.compute_ns.append(elapsed)
+                s.compute_ns.append(t2 - t0)
+            self._observe(result, w, t0, t1, t2, rejected=False)
             dropped = self._outbox.put(item)
             if dropped is not None:
                 log.warning("outbox full: dropped window seq=%d (%d ticks)", dropped.seq,
                             dropped.ticks)
-                s.dropped(dropped)
+                s.dropped(dropped, self.metrics)
         return len(windows)
+
+    def _observe(self, result: Any, w: CutWindow, t0: int, t1: int, t2: int, *,
+                 rejected: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.on_window(result, w.ticks, self.registry.kind, compute_s=(t1 - t0) / 1e9,
+                                   greeks_s=None if self._greeks is None else
+                                   result.greeks_ns / 1e9,
+                                   encode_s=(t2 - t1) / 1e9, rejected=rejected)
 
     # -- sender thread ------------------------------------------------------------------
 
     def _send_loop(self) -> None:
         while (item := self._outbox.get()) is not None:
             if not self._deliver(item):
-                self._stats.dropped(item)
+                self._stats.dropped(item, self.metrics)
 
     def _deliver(self, item: Outgoing) -> bool:
+        flush_s = self._write(self.sink, item.seq, item.end_ns, item.payload)
+        if flush_s is None:
+            return False
+        with self._stats.lock:
+            self._stats.windows_published += 1
+            self._stats.ticks_published += item.ticks
+            self._stats.last_published_seq = item.seq
+        if self.metrics is not None and item.received_ns is not None:
+            self.metrics.on_published(item.seq, item.end_ns, item.received_ns,
+                                      len(item.payload), flush_s)
+        if item.dead_letter is not None and self._write(
+                self.dead_letter, item.seq, item.end_ns, item.dead_letter) is not None:
+            with self._stats.lock:
+                self._stats.dead_letter_windows += 1
+        return True
+
+    def _write(self, sink: Any, seq: int, end_ns: int, data: bytes) -> float | None:
+        """Write with capped exponential retry until it succeeds (returns the seconds the
+        successful write took) or the engine aborts (``None``)."""
         delay = self.settings.retry_initial_s
         while not self._abort.is_set():
+            t0 = time.perf_counter()
             try:
-                self.sink.write(item.seq, item.end_ns, item.payload)
+                sink.write(seq, end_ns, data)
             except Exception as exc:  # a dead sender thread would lose every later window
                 with self._stats.lock:
                     self._stats.send_errors += 1
+                if self.metrics is not None:
+                    self.metrics.on_publish_error(retrying=True)
                 log.warning("write of window seq=%d failed (%s); retrying in %.2fs",
-                            item.seq, exc, delay, exc_info=not isinstance(exc, SinkError))
+                            seq, exc, delay, exc_info=not isinstance(exc, SinkError))
                 self._abort.wait(delay)
                 delay = min(delay * 2, self.settings.retry_max_s)
                 continue
-            with self._stats.lock:
-                self._stats.windows_published += 1
-                self._stats.ticks_published += item.ticks
-                self._stats.last_published_seq = item.seq
-            return True
-        return False
+            return time.perf_counter() - t0
+        return None
 
     # -- reporting ------------------------------------------------------------------------
 

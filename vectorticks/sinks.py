@@ -69,6 +69,7 @@ __all__ = [
     "RedisStreamSink",
     "Sink",
     "SinkKind",
+    "dead_letter_sink",
     "legacy_messages",
     "make_sink",
     "read_channel",
@@ -868,3 +869,14 @@ def make_sink(kind: SinkKind, *, redis_url: Any = None, file_path: str | os.Path
         "legacy": lambda: RedisLegacySink(client, legacy_channel_template, owns_client=owns),
     }
     return makers[kind]()
+
+
+def dead_letter_sink(settings: Any) -> Sink | None:
+    """The dead-letter stream of ``settings`` (``dead_letter_stream`` on ``redis_url``),
+    or ``None`` when it is not configured. Its entries are idempotent like the main
+    stream's: ``<end_ms>-<seq>`` of the window whose quarantine they hold."""
+    if not settings.dead_letter_stream:
+        return None
+    return make_sink("stream", redis_url=settings.redis_url,
+                     stream_key=settings.dead_letter_stream,
+                     stream_maxlen=settings.dead_letter_maxlen)
