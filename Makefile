@@ -23,9 +23,11 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/vectorticks demo $(DEMO_ARGS)
 
-# System services the integration tests start themselves on free loopback ports.
+# System services the integration tests start themselves on free loopback ports
+# (redis-server; prometheus and promtool for the metrics and alert-rule tests).
 services:
-	@scripts/ensure-system-packages.sh redis-server:redis-server
+	@scripts/ensure-system-packages.sh redis-server:redis-server prometheus:prometheus \
+		promtool:prometheus
 
 test: $(VENV)/.dev-installed services
 	$(BIN)/python -m pytest

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="run market time as fast as possible instead of in real time")
     demo.add_argument("--json", action="store_true",
                       help="print the summary as one JSON object on the last line")
+    _metrics_arguments(demo)
     demo.set_defaults(run=run_demo)
 
     tail = sub.add_parser("tail", help="print published windows and report sequence gaps")
@@ -102,7 +103,11 @@ def run_demo(args: argparse.Namespace) -> int:
     settings, sink, target = _settings_and_sink(args)
     start_ns = None if args.max_speed else time.time_ns()
     market = SyntheticMarket(args.instruments, rate=args.rate, seed=args.seed, start_ns=start_ns)
-    engine = Engine(market.registry, sink, settings)  # compiles or loads the JIT kernels
+    metrics = _serve_metrics(args, settings)
+    # compiles or loads the JIT kernels
+    engine = Engine(market.registry, sink, settings, metrics=metrics)
+    if metrics is not None:
+        metrics.set_active_sources(1)
     progress = _Progress(engine)
     # Set-up is excluded: market time starts now and, unless --max-speed, keeps wall pace.
     wall0 = time.perf_counter()
@@ -262,6 +267,38 @@ def _tail_source(args: argparse.Namespace) -> Iterable[Window]:
 # -- run and replay ------------------------------------------------------------------------------
 
 
+def _metrics_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus /metrics on this port (default: settings."
+                        "metrics_port, 9464; 0 = off)")
+    p.add_argument("--metrics-host", metavar="ADDR",
+                   help="address of /metrics (default: settings.metrics_host, 127.0.0.1)")
+
+
+def _serve_metrics(args: argparse.Namespace, settings: Settings) -> Any:
+    """Start /metrics as asked; the engine's metrics, or ``None`` when turned off. A busy
+    port is reported and the job runs on without the endpoint."""
+    port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    if not port:
+        return None
+    from prometheus_client import CollectorRegistry
+
+    from .metrics import EngineMetrics, serve
+
+    host = args.metrics_host or settings.metrics_host
+    registry = CollectorRegistry()
+    try:
+        serve(registry, port, host)
+    except OSError as exc:
+        print(f"metrics: cannot serve on {host}:{port} ({exc}); running without /metrics",
+              file=sys.stderr)
+    else:
+        print(f"metrics: http://{host}:{port}/metrics", file=sys.stderr)
+    return EngineMetrics(registry, sink_kind=settings.sink_kind,
+                         outbox_capacity=settings.outbox_capacity,
+                         max_batch_size=settings.tick_batch_max_size)
+
+
 def _sink_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", help="publish to this Redis (default: the file sink)")
     p.add_argument("--sink", choices=["file", "stream", "pubsub", "spubsub", "legacy"],
@@ -269,6 +306,7 @@ def _sink_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--file", help="file sink path (default: settings.file_path)")
     p.add_argument("--json", action="store_true",
                    help="print the summary as one JSON object on the last line")
+    _metrics_arguments(p)
 
 
 def _settings_and_sink(args: argparse.Namespace) -> tuple[Settings, Any, str | None]:
@@ -325,7 +363,8 @@ def run_live_cmd(args: argparse.Namespace) -> int:
         print(f"run: {exc}", file=sys.stderr)
         return 2
     tick_log = open_tick_log(args.tick_log, frame)
-    engine = Engine(registry, sink, settings)
+    metrics = _serve_metrics(args, settings)
+    engine = Engine(registry, sink, settings, metrics=metrics)
     feeder = FrameFeeder(engine, log=tick_log)
     stop = threading.Event()
 
@@ -334,12 +373,18 @@ def run_live_cmd(args: argparse.Namespace) -> int:
 
     handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = _FeedProgress(engine)
+
+    def on_progress(stats: Any, source_summary: dict[str, Any]) -> None:
+        if metrics is not None:
+            metrics.set_active_sources(source_summary["connected"])
+        progress.maybe_print(stats, source_summary)
+
     print(f"vectorticks run: {len(registry):,} instruments over {len(source.groups)} "
           f"connection(s), {args.mode} mode; Ctrl-C to stop", file=sys.stderr, flush=True)
     wall0 = time.perf_counter()
     try:
         run_live(feeder, source, stop, poll_interval_s=settings.tick_batch_window_ms / 4000,
-                 on_progress=lambda stats, src: progress.maybe_print(stats, src.summary()))
+                 on_progress=lambda stats, src: on_progress(stats, src.summary()))
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -380,7 +425,10 @@ def run_replay(args: argparse.Namespace) -> int:
         print(f"replay: {exc} (instruments from {csv}; pass --instruments-csv)",
               file=sys.stderr)
         return 2
-    engine = Engine(registry, sink, settings)
+    metrics = _serve_metrics(args, settings)
+    engine = Engine(registry, sink, settings, metrics=metrics)
+    if metrics is not None:
+        metrics.set_active_sources(1)
     feeder = FrameFeeder(engine)
     bar = _ByteProgress(sum(p.stat().st_size for p in paths))
     wall0 = time.perf_counter()

@@ -1,11 +1,13 @@
 """compute_window: one window of ticks → bars, option snapshots and quarantine (pure).
 
 No I/O, no clock, no globals: the previous window's per-instrument carry goes in, the new
-carry comes out, so replaying the same ticks gives the same results.
+carry comes out, so replaying the same ticks gives the same results. (A performance
+counter times the Greeks stage for the metrics; it changes no result.)
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +61,12 @@ class WindowResult:
     bars: Table
     options: Table
     quarantine: Table
+    tick_rows: np.ndarray | None = None
+    """Per input tick, its registry row (-1: unknown token); for metrics, not published."""
+    tick_reasons: np.ndarray | None = None
+    """Per input tick, its reason bits (0: valid); for metrics, not published."""
+    greeks_ns: int = 0
+    """Time spent on forwards, IV and Greeks (``perf_counter_ns``); for metrics."""
 
     @property
     def ticks_published(self) -> int:
@@ -124,10 +132,14 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
     is_option = registry.kind[group_rows] >= Kind.CALL
     bars = _bars(registry, group_rows, g, ~is_option)
     options = _options(registry, group_rows, g, is_option)
+    greeks_ns = 0
     if greeks is not None:
+        t0 = time.perf_counter_ns()
         fill_greeks(options, group_rows[is_option], registry, new_price, end_ns, greeks)
+        greeks_ns = time.perf_counter_ns() - t0
     result = WindowResult(seq=seq, start_ns=start_ns, end_ns=end_ns, ticks_in=len(batch),
-                          bars=bars, options=options, quarantine=quarantine)
+                          bars=bars, options=options, quarantine=quarantine, tick_rows=rows,
+                          tick_reasons=reasons, greeks_ns=greeks_ns)
     return result, Carry(new_volume, new_price, new_day)
 
 

@@ -305,6 +305,7 @@ class TickLogReader:
 class _EngineLike(Protocol):
     def ingest(self, batch: Any) -> None: ...
     def poll(self, now_ns: int) -> int: ...
+    def frame_rejected(self) -> None: ...
 
 
 @dataclass
@@ -360,6 +361,7 @@ class FrameFeeder:
         except FrameError as exc:
             s.frames_rejected += 1
             s.last_error = str(exc)
+            self.engine.frame_rejected()
             self._warn(exc)
             self.engine.poll(received_ns)
             return 0
