@@ -55,8 +55,8 @@ class Outgoing:
     end_ns: int
     payload: bytes
     ticks: int
-    received_ns: np.ndarray | None = None  # of its ticks: end-to-end latency at delivery
-    dead_letter: bytes | None = None       # its quarantine alone, for the dead-letter sink
+    dead_letter: bytes | None = None  # its quarantine alone, for the dead-letter sink
+    tally: Any = None                 # metrics.WindowTicks: counted when the window leaves
 
 
 class Outbox:
@@ -135,7 +135,7 @@ class _Stats:
             self.windows_dropped += 1
             self.ticks_dropped += item.ticks
         if metrics is not None:
-            metrics.on_dropped(item.ticks)
+            metrics.on_dropped(item.tally, item.ticks)
 
 
 class Engine:
@@ -290,14 +290,13 @@ class Engine:
                     self._seq, w.start_ns, w.end_ns, len(reasons),
                     {"quarantine": result.quarantine},
                     reason_counts=payload.reason_bit_counts(reasons))
-            item = Outgoing(self._seq, w.end_ns, data, result.ticks_in, w.ticks.received_ns,
-                            dead)
+            item = Outgoing(self._seq, w.end_ns, data, result.ticks_in, dead,
+                            self._observe(result, w, t0, t1, t2, rejected=False))
             with s.lock:
                 s.ticks_quarantined += len(reasons)
                 s.payload_bytes += len(data)
                 s.payload_bytes_max = max(s.payload_bytes_max, len(data))
                 s.compute_ns.append(t2 - t0)
-            self._observe(result, w, t0, t1, t2, rejected=False)
             dropped = self._outbox.put(item)
             if dropped is not None:
                 log.warning("outbox full: dropped window seq=%d (%d ticks)", dropped.seq,
@@ -306,12 +305,13 @@ class Engine:
         return len(windows)
 
     def _observe(self, result: Any, w: CutWindow, t0: int, t1: int, t2: int, *,
-                 rejected: bool) -> None:
-        if self.metrics is not None:
-            self.metrics.on_window(result, w.ticks, self.registry.kind, compute_s=(t1 - t0) / 1e9,
-                                   greeks_s=None if self._greeks is None else
-                                   result.greeks_ns / 1e9,
-                                   encode_s=(t2 - t1) / 1e9, rejected=rejected)
+                 rejected: bool) -> Any:
+        if self.metrics is None:
+            return None
+        return self.metrics.on_window(
+            result, w.ticks, self.registry.kind, compute_s=(t1 - t0) / 1e9,
+            greeks_s=None if self._greeks is None else result.greeks_ns / 1e9,
+            encode_s=(t2 - t1) / 1e9, rejected=rejected)
 
     # -- sender thread ------------------------------------------------------------------
 
@@ -328,9 +328,9 @@ class Engine:
             self._stats.windows_published += 1
             self._stats.ticks_published += item.ticks
             self._stats.last_published_seq = item.seq
-        if self.metrics is not None and item.received_ns is not None:
-            self.metrics.on_published(item.seq, item.end_ns, item.received_ns,
-                                      len(item.payload), flush_s)
+        if self.metrics is not None:
+            self.metrics.on_published(item.tally, item.seq, item.end_ns, len(item.payload),
+                                      flush_s)
         if item.dead_letter is not None and self._write(
                 self.dead_letter, item.seq, item.end_ns, item.dead_letter) is not None:
             with self._stats.lock:

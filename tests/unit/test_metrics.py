@@ -237,7 +237,7 @@ def test_publish_errors_retries_and_drops(run) -> None:
     assert value(m, "vectorticks_publish_retries_total", sink="memory") == 2
     assert value(m, "tick_processing_errors_total", error_type="publish") == 2
     assert value(m, "vectorticks_windows_published_total") == 1
-    m.on_dropped(7)
+    m.on_dropped(None, 7)
     assert value(m, "vectorticks_outbox_dropped_windows_total") == 1
     assert value(m, "vectorticks_outbox_dropped_ticks_total") == 7
 
