@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from . import preview
 from .config import Settings
 from .engine import Engine
 from .errors import PayloadError
@@ -78,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
                       help="first reconnect delay (then exponential backoff)")
     _sink_arguments(live)
     live.set_defaults(run=run_live_cmd)
+
+    dash = sub.add_parser("dashboards", help="the Grafana dashboard (dashboards/vectorticks.json)")
+    dash_sub = dash.add_subparsers(dest="dashboards_command", required=True)
+    prev = dash_sub.add_parser("preview", help="render every panel to one PNG from a "
+                                               "Prometheus' data (no Grafana needed)")
+    preview.add_arguments(prev)
+    prev.set_defaults(run=preview.run_cli)
 
     rep = sub.add_parser("replay", help="replay a recorded tick log through the engine")
     rep.add_argument("paths", nargs="+", metavar="FILE",

@@ -39,3 +39,10 @@ class FrameError(VectorticksError, ValueError):
 
 class TickLogError(VectorticksError, ValueError):
     """A tick log is not a tick log, or a record before its end is corrupt."""
+
+
+class PreviewError(VectorticksError):
+    """Prometheus could not be reached or answered garbage, or a dashboard is unreadable.
+
+    A query Prometheus *rejects* (bad PromQL, a variable left unsubstituted) is not raised:
+    ``vectorticks.preview`` reports it per panel in its summary."""
