@@ -239,6 +239,11 @@ class WindowTicks:
     bid: np.ndarray
     computed_ns: int
     iv_status: np.ndarray | None  # of the window's options; None: Greeks off
+    # per-window observations, folded in with the ticks (not in the window loop)
+    compute_s: float
+    greeks_s: float | None
+    encode_s: float | None        # None: rejected by strict validation, never encoded
+    sizes: tuple[int, int, int, int]  # ticks, bars, options, quarantine rows
 
 
 class EngineMetrics(Collector):
@@ -353,30 +358,25 @@ class EngineMetrics(Collector):
         """A window was computed (and encoded unless ``rejected`` by strict validation);
         ``greeks_s`` is ``None`` when Greeks are off.
 
-        Only per-window values are counted here, in the window loop. The per-tick pass
-        runs when the window leaves the engine: give the returned :class:`WindowTicks` to
-        :meth:`on_published` or :meth:`on_dropped` (a rejected window is counted now)."""
+        Only a few counters move here, in the window loop. Everything else — the
+        per-tick pass and the window's timings and sizes — is counted when the window
+        leaves the engine: give the returned :class:`WindowTicks` to :meth:`on_published`
+        or :meth:`on_dropped` (a rejected window is counted now)."""
+        quarantined = len(result.quarantine["reason"])
         pending = WindowTicks(result.tick_rows, result.tick_reasons, ticks.received_ns,
                               ticks.bid_price, self.clock(),
-                              None if greeks_s is None else result.options["iv_status"])
+                              None if greeks_s is None else result.options["iv_status"],
+                              compute_s, greeks_s, None if rejected else encode_s,
+                              (result.ticks_in, len(result.bars["instrument_token"]),
+                               len(result.options["instrument_token"]), quarantined))
         if self._type_of_row_for is not kind_of_row:
             self._types(kind_of_row)
-        quarantined = len(result.quarantine["reason"])
         with self._lock:
             if rejected:
                 self.windows_rejected += 1
                 self.errors["window_rejected"] += result.ticks_in
-            else:
-                self.encode.observe(encode_s)
             self.quarantined += quarantined
             self.errors["validation"] += quarantined
-            self.window_compute.observe(compute_s)
-            if greeks_s is not None:
-                self.greeks_compute.observe(greeks_s)
-            for row, n in enumerate((result.ticks_in, len(result.bars["instrument_token"]),
-                                     len(result.options["instrument_token"]), quarantined)):
-                self.batch_size.observe(n, row)
-            self.fill_ratio.observe(result.ticks_in / self.max_batch_size)
         if rejected:
             self._count_ticks(pending, acked_ns=-1, rejected=True)
             return None
@@ -391,6 +391,14 @@ class EngineMetrics(Collector):
         with self._lock:
             if iv is not None:
                 self.greeks_by_status += iv
+            self.window_compute.observe(w.compute_s)
+            if w.greeks_s is not None:
+                self.greeks_compute.observe(w.greeks_s)
+            if w.encode_s is not None:
+                self.encode.observe(w.encode_s)
+            for row, n in enumerate(w.sizes):
+                self.batch_size.observe(n, row)
+            self.fill_ratio.observe(w.sizes[0] / self.max_batch_size)
             depth, e2e_sum = _tick_pass(
                 w.rows, w.reasons, self._type_of_row, w.received_ns, w.computed_ns, acked_ns,
                 self._bounds_ns, w.bid, rejected, self.tick_latency.counts,
