@@ -1,14 +1,18 @@
 """asv suite of the validation masks: ``tick_reasons`` on 1,000,000 ticks of the synthetic
 market in one call, and on the same ticks cut into 100 ms windows of ≈5,000 ticks (what
-the engine does). Kernels are warmed in setup; ``track_*`` report ns per tick.
+the engine does); and what validation adds to ``compute_window`` at 5,000 instruments.
+Kernels are warmed in setup; ``track_*`` report ns per tick or a growth in %.
 """
 
+import statistics
 import time
 
 import numpy as np
 
+from vectorticks.chain import GreeksParams
 from vectorticks.columns import MISSING_INT
-from vectorticks.masks import tick_reasons
+from vectorticks.compute import Carry, compute_window
+from vectorticks.masks import Limits, tick_reasons
 from vectorticks.sources import SyntheticMarket
 
 N_TICKS = 1_000_000
@@ -56,19 +60,67 @@ class TickReasons:
         tick_reasons(self.batch, self.rows, self.registry.kind, *self.carry)
 
     def track_ns_per_tick_one_call(self):
-        best = min(_timed(self.time_one_call) for _ in range(5))
-        return best / len(self.batch) * 1e9
+        return _median_s(self.time_one_call, 7) / len(self.batch) * 1e9
 
     track_ns_per_tick_one_call.unit = "ns/tick"
 
     def track_ns_per_tick_5k_windows(self):
-        best = min(_timed(self.time_windows) for _ in range(5))
-        return best / self.window_ticks * 1e9
+        return _median_s(self.time_windows, 7) / self.window_ticks * 1e9
 
     track_ns_per_tick_5k_windows.unit = "ns/tick"
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+class ValidationGrowth:
+    """compute_window on one 100 ms window (≈5,000 ticks) of a 5,000-instrument market,
+    with validation (default Limits) and without, Greeks off and on: issue 5 asks for a
+    growth of at most 10 %."""
+
+    params = [False, True]
+    param_names = ["greeks"]
+    timeout = 600
+
+    def setup(self, greeks):
+        market = SyntheticMarket(5000, rate=50_000.0, seed=1, burst_probability=0)
+        batches = [market.next_batch(market.now_ns + WINDOW_NS) for _ in range(6)]
+        self.registry = market.registry
+        carry = Carry.initial(len(self.registry))
+        for b in batches[:5]:  # prices of futures and indices are known, as in a live run
+            _, carry = compute_window(b, self.registry, carry, seq=1, start_ns=0, end_ns=1)
+        self.batch, self.carry = batches[5], carry
+        self.end_ns = int(self.batch.received_ns[-1])
+        self.greeks = GreeksParams() if greeks else None
+        self.limits = Limits()
+        self.time_validated(greeks)
+        self.time_unvalidated(greeks)
+
+    def _window(self, validation):
+        compute_window(self.batch, self.registry, self.carry, seq=1, start_ns=0,
+                       end_ns=self.end_ns, greeks=self.greeks, validation=validation)
+
+    def time_validated(self, greeks):
+        self._window(self.limits)
+
+    def time_unvalidated(self, greeks):
+        self._window(None)
+
+    def track_growth_percent(self, greeks):
+        """Median time per call with validation over without, minus 1: 30 rounds, each a
+        block of 10 calls of either in turn (a block runs warm, as a live engine does)."""
+        off, on = [], []
+        for _ in range(30):
+            off.append(_median_s(lambda: self._window(None), 1, 10))
+            on.append(_median_s(lambda: self._window(self.limits), 1, 10))
+        return (statistics.median(on) / statistics.median(off) - 1) * 100
+
+    track_growth_percent.unit = "%"
+
+
+def _median_s(fn, repeats, calls=1):
+    """Median over ``repeats`` of the mean wall time of ``calls`` calls of ``fn``, in s."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - t0) / calls)
+    return statistics.median(times)

@@ -105,11 +105,12 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
         for the next window.
     """
     rows = registry.rows_of(batch.instrument_token)
+    day = ist_day(batch.exchange_ts, batch.received_ns)  # for the volume rule and the carry
     if validation is None:
         reasons = np.where(rows < 0, np.uint32(Reason.UNKNOWN_INSTRUMENT), np.uint32(0))
     else:
         reasons = tick_reasons(batch, rows, registry.kind, carry.last_price,
-                               carry.volume_traded, carry.volume_day, validation)
+                               carry.volume_traded, carry.volume_day, validation, day=day)
     bad = reasons != 0
     quarantine = _quarantine(batch, bad, reasons)
     good_rows = np.where(bad, -1, rows)
@@ -120,7 +121,6 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
     new_volume = carry.volume_traded.copy()
     new_price = carry.last_price.copy()
     new_day = carry.volume_day.copy()
-    day = ist_day(batch.exchange_ts, batch.received_ns)
     g = _Groups(len(starts))
     _group_kernel(order, starts, sorted_rows, batch.last_price, batch.volume_traded, batch.oi,
                   batch.received_ns, day, batch.bid_price, batch.bid_quantity,

@@ -5,11 +5,12 @@ codes (0 = the tick is good). A rejected tick carries that bitmask into the wind
 quarantine section; the set of codes is bounded (at most 32) and their bit values are part
 of the payload contract: a code, once published, keeps its bit.
 
-Everything runs in one Numba call. The stateless rules are short branch-free loops over
-cache-sized chunks of the columns, which LLVM vectorizes (as NumPy expressions over whole
-columns they cost about 65 ns per tick on a million ticks: every operation streams a fresh
-temporary through memory); the two stateful rules (exact duplicates within the window,
-cumulative volume decreasing within a day) follow in arrival order.
+Everything runs in one Numba call (see :func:`tick_reasons`): a vectorized screen clears the
+ticks that surely break no stateless rule in a few operations per column (the rare others
+get the exact rules), a hash finds duplicate candidates that are then confirmed column by
+column, and the volume rule follows in arrival order. The rules as NumPy expressions over
+whole columns would cost about 65 ns per tick on a million ticks (every operation streams a
+fresh temporary through memory).
 :mod:`vectorticks.validate` states the same rules as pandera schemas, written
 independently, for notebooks, replays and tests. ``docs/validation.md`` documents each code
 with its defaults.
@@ -22,6 +23,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from ._jit import jit
 from .columns import MISSING_INT, TickBatch
@@ -164,14 +168,19 @@ _DEFAULT_LIMITS = Limits()
 def ist_day(exchange_ts: np.ndarray, received_ns: np.ndarray) -> np.ndarray:
     """IST trading day (days since 1970-01-01 IST) of each tick: of ``exchange_ts``, or
     of ``received_ns`` where ``exchange_ts`` is missing. Exact for every int64 input."""
-    t = np.where(exchange_ts != MISSING_INT, exchange_ts, received_ns)
-    # floor((t + offset) / day) without overflowing: split t into whole days and the rest.
-    return t // NS_PER_DAY + (t % NS_PER_DAY + IST_OFFSET_NS) // NS_PER_DAY
+    exchange_ts = np.asarray(exchange_ts, np.int64)
+    received_ns = np.asarray(received_ns, np.int64)
+    if exchange_ts.shape != received_ns.shape or exchange_ts.ndim != 1:
+        raise ValueError("exchange_ts and received_ns must be 1-d and of one length")
+    out = np.empty(len(exchange_ts), np.int64)
+    _ist_day_kernel(exchange_ts, received_ns, out)
+    return out
 
 
 def tick_reasons(batch: TickBatch, rows: np.ndarray, kind: np.ndarray, last_price: np.ndarray,
                  volume_traded: np.ndarray, volume_day: np.ndarray,
-                 limits: Limits = _DEFAULT_LIMITS) -> np.ndarray:
+                 limits: Limits = _DEFAULT_LIMITS, *, day: np.ndarray | None = None
+                 ) -> np.ndarray:
     """Reason bitmask of every tick (0 = good), in the order of ``batch``.
 
     Parameters
@@ -195,6 +204,9 @@ def tick_reasons(batch: TickBatch, rows: np.ndarray, kind: np.ndarray, last_pric
         carry).
     limits
         The bounds of the rules.
+    day
+        ``ist_day(batch.exchange_ts, batch.received_ns)`` when the caller has it already
+        (``compute_window`` needs it too); computed here otherwise.
 
     Returns
     -------
@@ -206,73 +218,117 @@ def tick_reasons(batch: TickBatch, rows: np.ndarray, kind: np.ndarray, last_pric
 
     Notes
     -----
-    One Numba call of three passes: the stateless rules and a 64-bit hash of every tick
-    (arrival order, vectorized loops over chunks of 1,024 ticks); the duplicates, found
-    with small open-addressing hash tables after a stable radix partition of the hashes
-    (partitions of at most ~8,192 ticks on average, so that each table stays in cache;
-    a hash match is confirmed column by column); the volume rule (arrival order, per-row
-    state). Expected O(n) time; about 20 bytes of scratch per tick plus two copies of the
-    volume carries.
+    One Numba call of up to three passes. 1. Arrival order, in chunks of 8,192 ticks: a
+    vectorized screen (a few operations per column) clears the ticks that surely break no
+    stateless rule, the exact rules judge the others (an unknown token, a price within
+    2**-50 of its band's edge, odd values); the same loops hash 11 columns. 2. The
+    duplicates: up to 8,192 ticks, one open-addressing table in arrival order, with the
+    volume rule in the same loop; above, a cache of recent hashes in pass 1 finds most
+    duplicates while their columns are in cache, and the other ticks are partitioned by
+    hash, one table per partition of ≈8,192 (each stays in cache). Every hash match is
+    confirmed column by column: a collision costs a comparison, never a wrong bit. 3. Only
+    for ticks of several IST days, or a duplicate that pass 1 judged as a valid volume:
+    the volume rule in general. Expected O(n) time; about 24 bytes of scratch per tick
+    plus 8 per registry row.
     """
-    n = len(batch)
+    n = len(batch.instrument_token)
     rows = np.asarray(rows)
     if rows.shape != (n,) or rows.dtype.kind not in "iu":
         raise ValueError(f"rows must be {n} integers, one per tick, got shape {rows.shape} "
                          f"{rows.dtype}")
-    if not len(last_price) == len(volume_traded) == len(volume_day) == len(kind):
+    m = len(kind)
+    if not len(last_price) == len(volume_traded) == len(volume_day) == m:
         raise ValueError("kind, last_price, volume_traded and volume_day must have one entry "
                          "per registry row")
     if n >= 2**32 - 1:
         raise ValueError("a window holds fewer than 2**32 - 1 ticks")
-    if not len(kind):  # an empty registry: every token is unknown; one dummy row
+    if not m:  # an empty registry: every token is unknown; one dummy row
         if n and rows.max() >= 0:
             raise ValueError("rows must be below the registry's length")
         kind, last_price = np.array([Kind.CALL], np.int8), np.array([np.nan])
         volume_traded = volume_day = np.array([MISSING_INT])
-    f = limits.band_factor
+    if day is None:
+        day = _NO_DAY  # the kernel finds the days it needs
+    elif len(day) != n:
+        raise ValueError(f"day must have one entry per tick ({n}), got {len(day)}")
+    b = batch
     return _reasons_kernel(
-        rows.astype(np.int64, copy=False), np.asarray(kind, np.int8),
+        rows if rows.dtype == np.int64 else rows.astype(np.int64), np.asarray(kind, np.int8),
         np.asarray(last_price, np.float64), np.asarray(volume_traded, np.int64),
-        np.asarray(volume_day, np.int64),
-        batch.instrument_token, batch.received_ns, batch.exchange_ts, batch.last_price,
-        batch.prev_close, batch.bid_price, batch.ask_price,
-        _bits(batch.last_price), batch.last_traded_quantity,
-        _bits(batch.average_traded_price), batch.volume_traded, batch.total_buy_quantity,
-        batch.total_sell_quantity, batch.oi, _bits(batch.prev_close),
-        _bits(batch.bid_price), batch.bid_quantity, _bits(batch.ask_price),
-        batch.ask_quantity,
-        float(limits.max_price), f(False, True), f(True, True), f(False, False),
-        f(True, False), np.uint64(limits.max_quantity), np.uint64(limits.max_ts_skew_ns),
-        np.uint64(limits.max_ts_lag_ns))
+        np.asarray(volume_day, np.int64), np.asarray(day, np.int64),
+        b.instrument_token, b.received_ns, b.exchange_ts, b.last_price, b.last_traded_quantity,
+        b.average_traded_price, b.volume_traded, b.total_buy_quantity, b.total_sell_quantity,
+        b.oi, b.prev_close, b.bid_price, b.bid_quantity, b.ask_price, b.ask_quantity,
+        _params(limits))
 
 
-def _bits(a: np.ndarray) -> np.ndarray:
-    """A float64 column as its uint64 bit patterns (no copy)."""
-    return a.view(np.uint64)
+def _params(limits: Limits) -> tuple[float, float, float, float, float, int, int, int]:
+    """The bounds of ``limits`` as the kernel takes them, cached by identity (a window's
+    call should not pay for hashing a Limits, eight attribute reads and four band
+    factors; the cache holds the Limits, so its id is not reused)."""
+    hit = _PARAMS.get(id(limits))
+    if hit is not None and hit[0] is limits:
+        return hit[1]
+    f = limits.band_factor
+    params = (float(limits.max_price), f(False, True), f(True, True), f(False, False),
+              f(True, False), int(limits.max_quantity), int(limits.max_ts_skew_ns),
+              int(limits.max_ts_lag_ns))
+    if len(_PARAMS) >= 64:
+        _PARAMS.clear()
+    _PARAMS[id(limits)] = (limits, params)
+    return params
+
+
+_PARAMS: dict[int, tuple[Limits, tuple[float, float, float, float, float, int, int, int]]] = {}
+
+
+@intrinsic
+def _float_bits(typingctx, x):
+    """The IEEE bits of a float64 as a uint64 (a bitcast: no instruction, no array view)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.uint64(types.float64), codegen
 
 
 _U = np.uint64
-# Hash: a multilinear form (odd 32-bit constants, 64-bit sums) of the 14 column values
-# folded to 32 bits, then murmur3's fmix64. The 32 × 32 → 64-bit products are one AVX2
-# instruction (vpmuludq). Collisions only cost a column-by-column comparison.
-_K = tuple(_U((0x9E3779B9 * (2 * k + 1) + 0x85EBCA6B * k) % 2**32 | 1) for k in range(14))
-_K0, _K1, _K2, _K3, _K4, _K5, _K6, _K7, _K8, _K9, _K10, _K11, _K12, _K13 = _K
-_M1 = _U(0xFF51AFD7ED558CCD)
-_M2 = _U(0xC4CEB9FE1A85EC53)
-_S33 = _U(33)
-_S32 = _U(32)
-_ABS = _U(0x7FFFFFFFFFFFFFFF)
-_INF_BITS = _U(0x7FF0000000000000)
-_NAN_BITS = _U(0x7FF8000000000000)
-_ZERO = _U(0)
-_ONE = _U(1)
-_LOW32 = _U(0xFFFFFFFF)
 _MISSING = int(MISSING_INT)
 _CALL = int(Kind.CALL)
 _DAY = NS_PER_DAY
 _IST = IST_OFFSET_NS
-_CHUNK = 1024  # ticks per pass-1 chunk: its columns stay in L2 between the loops
-_BUCKET_TICKS = 8192  # most ticks per partition on average: its table (≤ 128 KiB) stays in L2
+_S32 = _U(32)
+_LOW32 = _U(0xFFFFFFFF)
+_HIGH32 = _U(0xFFFFFFFF00000000)
+# Hash of a tick: NH (the multiply-add hash of UMAC) over 11 of its columns, in pairs: a
+# sum of (a + k) · (b + k') over 32-bit words, one AVX2 multiply per two columns. Integers
+# enter by their low 32 bits (quantities fit; exchange_ts is whole seconds, whose low bits
+# differ within four seconds), floats folded to 32 bits. last_traded_quantity,
+# average_traded_price and prev_close are left out: in a feed they change with
+# volume_traded and last_price, or never. A collision only costs a comparison: every hash
+# match is confirmed column by column. Table slots and partitions take the top bits of
+# the hash times a 64-bit odd constant (Fibonacci hashing), in scalar code where that
+# product is cheap.
+_K = tuple(_U((0x9E3779B9 * (2 * k + 1) + 0x85EBCA6B * k) % 2**32) for k in range(12))
+_K0, _K1, _K2, _K3, _K4, _K5, _K6, _K7, _K8, _K9, _K10, _K11 = _K
+_MIX = _U(0x9E3779B97F4A7C15)
+# The price band's low edge is ref / (1 + m), and a vector division costs ~6 ns per tick
+# here. A price p is surely not below it when p · (1 + m) > ref · (1 + 2**-50): both
+# products are within 2**-53 of exact (p ≥ 2**-960 keeps them normal; an infinite
+# p · (1 + m) is above any finite product), so then p > ref / (1 + m) · (1 + 2**-51),
+# above its rounding. Prices closer to the edge take the exact rules.
+_TINY = 2.0**-960
+_ABOVE = 1.0 + 2.0**-50
+# `x > _MAX_FLOAT` tests x == +inf with a float comparison (LLVM rewrites `x == inf` into
+# integer operations that cost more in a vector loop).
+_MAX_FLOAT = float(np.finfo(np.float64).max)
+_CHUNK = 8192  # ticks per chunk of pass 1 (each call of a loop costs ~0.2 µs)
+_BUCKET_TICKS = 8192  # ticks per partition of the duplicate search: its table stays in L2
+_RECENT = 4096  # slots of pass 1's cache of recent hashes (64 KiB, in L2)
+_HOLE = _U(0xFFFFFFFFFFFFFFFF)  # no entry (its index, 2**32 - 1, is no tick's)
+_NO_DAY = np.empty(0, np.int64)
 
 _UNKNOWN_INSTRUMENT = np.uint32(Reason.UNKNOWN_INSTRUMENT)
 _NON_FINITE_PRICE = np.uint32(Reason.NON_FINITE_PRICE)
@@ -289,26 +345,50 @@ _CROSSED_BOOK = np.uint32(Reason.CROSSED_BOOK)
 _BAD_DEPTH = np.uint32(Reason.BAD_DEPTH)
 
 
-@jit(inline="always")
-def _canon(b):
-    """Bits of a float64 with every NaN made one NaN and -0.0 made 0.0: equal bits then
-    mean equal values, NaN equal to NaN. (Branch-free: selects, no jumps.)"""
-    a = b & _ABS
-    b = _NAN_BITS if a > _INF_BITS else b
-    return _ZERO if a == _ZERO else b
+# -- IST days ----------------------------------------------------------------------------
 
 
 @jit(inline="always")
-def _fold(x):
-    """A 64-bit value folded to 32 bits, as uint64 (for the hash's 32 × 32-bit products)."""
-    u = _U(x)
-    return (u ^ (u >> _S32)) & _LOW32
+def _exact_day(t):
+    """floor((t + IST_OFFSET_NS) / day) without overflowing: whole days of t plus the
+    rest."""
+    return t // _DAY + (t % _DAY + _IST) // _DAY
+
+
+@jit(inline="always")
+def _day_span(d):
+    """[lo, hi): the UTC instants of IST day d (empty far from 1970, where they would
+    overflow)."""
+    lo = d * _DAY - _IST if abs(d) < 100_000 else 0
+    return lo, lo + _DAY if abs(d) < 100_000 else 0
+
+
+@jit
+def _ist_day_kernel(ex, recv, out):
+    """IST day of every tick. The ticks of a window almost always share the first one's
+    day: a vectorized range test settles those, the 64-bit divisions run for the others."""
+    n = len(out)
+    if n == 0:
+        return
+    d0 = _exact_day(ex[0] if ex[0] != _MISSING else recv[0])
+    lo, hi = _day_span(d0)
+    others = 0
+    for i in range(n):
+        t = ex[i] if ex[i] != _MISSING else recv[i]
+        out[i] = d0
+        others += (t < lo) | (t >= hi)
+    for i in range(n if others else 0):
+        t = ex[i] if ex[i] != _MISSING else recv[i]
+        if (t < lo) | (t >= hi):
+            out[i] = _exact_day(t)
+
+
+# -- pass 1: the stateless rules and the hash ----------------------------------------------
 
 
 @jit(inline="always")
 def _flag(condition, reason):
-    """``reason`` if ``condition`` else 0, without a branch (the data decide the
-    conditions, so a branch would be mispredicted often)."""
+    """``reason`` if ``condition`` else 0, without a branch."""
     return np.uint32(condition) * reason
 
 
@@ -320,226 +400,433 @@ def _bad_quantity(q, max_quantity):
 
 
 @jit(inline="always")
-def _price_rules(p, is_option, carry_ref, prev_close, f_carry, f_close, max_price):
-    """NON_FINITE_PRICE, NON_POSITIVE_PRICE, PRICE_ABOVE_MAX and PRICE_JUMP of one price.
-
-    ``carry_ref`` is the row's carried last good price when finite and > 0, else NaN;
-    ``f_carry``/``f_close`` are the row's band factors ``1 + m`` against the carry and
-    against ``prev_close``. A non-finite price only gets NON_FINITE_PRICE; the band needs a
-    finite reference > 0 and a price > 0 (a zero option price is no trade, not a jump).
-    """
+def _exact_rules(known, is_option, carry_ref, p, prev_close, ltq, vol, tbq, tsq, oi, ex, recv,
+                 bid, bq, ask, aq, max_price, f_carry, f_close, max_quantity, skew, lag):
+    """Every stateless rule of one tick, exactly as documented (for the ticks the screen
+    could not clear). ``carry_ref`` is the row's carried last good price when finite and
+    > 0, else NaN; ``f_carry``/``f_close`` are the row's band factors ``1 + m`` against the
+    carry and against ``prev_close``."""
     finite = (p - p) == 0.0  # False for NaN and ±inf
-    from_carry = carry_ref == carry_ref  # predictable: the carry is there after a window
+    from_carry = carry_ref == carry_ref
     ref = carry_ref if from_carry else prev_close
     f = f_carry if from_carry else f_close
     outside = (p < ref / f) | (p > ref * f)
     jump = outside & (ref > 0.0) & (ref < np.inf) & (p > 0.0) & finite
     non_positive = ((p < 0.0) | ((p == 0.0) & (not is_option))) & finite
-    return (_flag(not finite, _NON_FINITE_PRICE) | _flag(non_positive, _NON_POSITIVE_PRICE)
+    bits = (_flag(not known, _UNKNOWN_INSTRUMENT) | _flag(not finite, _NON_FINITE_PRICE)
+            | _flag(non_positive, _NON_POSITIVE_PRICE)
             | _flag((p > max_price) & finite, _PRICE_ABOVE_MAX) | _flag(jump, _PRICE_JUMP))
-
-
-@jit(inline="always")
-def _time_rules(ex, recv, skew, lag):
-    """EXCHANGE_TS_FUTURE and EXCHANGE_TS_STALE of a present ``exchange_ts``: uint64
-    differences are exact once the sign of ``ex - recv`` is known."""
+    bad_qty = (_bad_quantity(ltq, max_quantity) | _bad_quantity(vol, max_quantity)
+               | _bad_quantity(tbq, max_quantity) | _bad_quantity(tsq, max_quantity))
+    bits |= _flag(bad_qty, _BAD_QUANTITY) | _flag(_bad_quantity(oi, max_quantity), _BAD_OI)
+    # A present exchange_ts: uint64 differences are exact once the sign of ex - recv is
+    # known.
     present = ex != _MISSING
     future = present & (ex > recv) & (_U(ex) - _U(recv) > skew)
     stale = present & (ex < recv) & (_U(recv) - _U(ex) > lag)
-    return _flag(future, _EXCHANGE_TS_FUTURE) | _flag(stale, _EXCHANGE_TS_STALE)
-
-
-@jit(inline="always")
-def _book_rules(bid, ask, bid_qty, ask_qty, max_quantity):
-    """CROSSED_BOOK and BAD_DEPTH (NaN or 0 is an empty side)."""
+    bits |= _flag(future, _EXCHANGE_TS_FUTURE) | _flag(stale, _EXCHANGE_TS_STALE)
     crossed = (ask > 0.0) & (bid > ask) & (bid < np.inf)
-    bad = ((bid < 0.0) | (bid == np.inf) | (ask < 0.0) | (ask == np.inf)
-           | _bad_quantity(bid_qty, max_quantity) | _bad_quantity(ask_qty, max_quantity))
-    return _flag(crossed, _CROSSED_BOOK) | _flag(bad, _BAD_DEPTH)
+    bad_depth = ((bid < 0.0) | (bid == np.inf) | (ask < 0.0) | (ask == np.inf)
+                 | _bad_quantity(bq, max_quantity) | _bad_quantity(aq, max_quantity))
+    return bits | _flag(crossed, _CROSSED_BOOK) | _flag(bad_depth, _BAD_DEPTH)
+
+
+@jit
+def _row_loop(rows, kind, carry_price, s_carry, s_kind):
+    """The row's carried last good price and kind for each tick (those of row 0 for an
+    unknown token), gathered into scratch arrays so that the screen's loop vectorizes."""
+    for i in range(len(rows)):
+        at = max(rows[i], 0)
+        s_carry[i] = carry_price[at]
+        s_kind[i] = kind[at]
 
 
 @jit(inline="always")
-def _quantity_rules(ltq, vol, tbq, tsq, oi, max_quantity):
-    """BAD_QUANTITY and BAD_OI."""
-    bad = (_bad_quantity(ltq, max_quantity) | _bad_quantity(vol, max_quantity)
-           | _bad_quantity(tbq, max_quantity) | _bad_quantity(tsq, max_quantity))
-    return _flag(bad, _BAD_QUANTITY) | _flag(_bad_quantity(oi, max_quantity), _BAD_OI)
+def _present(q):
+    """q, or 0 for a missing quantity."""
+    return q if q != _MISSING else 0
+
+
+@jit(inline="always")
+def _fold_float(x):
+    """A float64's bits folded to 32 bits (in the low half; the high half is junk that
+    the 32 × 32-bit multiply ignores), equal values alike: NaN, 0.0 and -0.0 all fold to
+    0 (they then collide, which only costs a comparison)."""
+    u = _float_bits(x) if (x != 0.0) & (x == x) else _U(0)
+    return u ^ (u >> _S32)
+
+
+@jit(inline="always")
+def _nh(a, ka, b, kb):
+    """One NH term: (a + ka) · (b + kb) over the low 32 bits of a and b."""
+    return ((_U(a) + ka) & _LOW32) * ((_U(b) + kb) & _LOW32)
 
 
 @jit
-def _row_rules(rows, kind, carry_price, price, prev_close, max_price, f_carry,
-               f_option_carry, f_close, f_option_close, reasons, option, ref):
-    """UNKNOWN_INSTRUMENT and the price rules. The per-row values are gathered first into
-    the scratch arrays ``option`` and ``ref`` (at least as long as ``rows``), so that the
-    rules themselves run in a loop LLVM vectorizes. An unknown instrument is an option
-    (the most permissive limits) without a carried price."""
-    for i in range(len(rows)):
-        row = rows[i]
-        known = row >= 0
-        at = row if known else 0
-        cp = carry_price[at]
-        option[i] = (kind[at] >= _CALL) | (not known)
-        ref[i] = cp if known & (cp > 0.0) & (cp < np.inf) else np.nan
-    for i in range(len(rows)):
-        is_option = option[i]
-        reasons[i] = _flag(rows[i] < 0, _UNKNOWN_INSTRUMENT) | _price_rules(
-            price[i], is_option, ref[i], prev_close[i],
-            f_option_carry if is_option else f_carry,
-            f_option_close if is_option else f_close, max_price)
+def _price_time_book(rows, carry, kind, price, prev_close, ex, recv, bid, ask, token, max_price,
+                     f_carry, f_option_carry, f_close, f_option_close, lag, skew, suspect,
+                     hashes):
+    """The screen of the price, exchange-time and book rules and of UNKNOWN_INSTRUMENT
+    into ``suspect``; the hash terms of token, exchange_ts, last_price, bid and ask into
+    ``hashes``."""
+    for i in range(len(suspect)):
+        p = price[i]
+        c = carry[i]
+        pc = prev_close[i]
+        is_option = kind[i] >= _CALL
+        from_carry = (c > 0.0) & (c <= _MAX_FLOAT)
+        r = c if from_carry else pc
+        f_option = f_option_carry if from_carry else f_option_close
+        f_other = f_carry if from_carry else f_close
+        f = f_option if is_option else f_other
+        # Surely not below r / f (see _ABOVE) and not above r · f, or a NaN reference.
+        band = ((p * f > r * _ABOVE) & (p <= r * f)) | (r != r)
+        price_ok = (rows[i] >= 0) & (p <= max_price) & (((p == 0.0) & is_option)
+                                                        | ((p >= _TINY) & band))
+        e = ex[i]
+        t = recv[i]
+        d = e - t  # exact when both have one sign
+        time_bad = (e != _MISSING) & (((e ^ t) < 0) | (d < -lag) | (d > skew))
+        b = bid[i]
+        a = ask[i]
+        book_bad = ((b < 0.0) | (a < 0.0) | (b > _MAX_FLOAT) | (a > _MAX_FLOAT)
+                    | ((b > a) & (a > 0.0)))
+        suspect[i] = np.uint32((not price_ok) | time_bad | book_bad)
+        hashes[i] = (_nh(token[i], _K0, e, _K1) + _nh(_fold_float(p), _K2, _fold_float(b), _K3)
+                     + _nh(_fold_float(a), _K4, 0, _K5))
 
 
 @jit
-def _quantity_loop(ltq, vol, tbq, tsq, oi, max_quantity, reasons):
+def _quantities(ltq, vol, tbq, tsq, oi, bq, aq, quantity_mask, suspect, hashes):
+    """The screen of the quantity rules (no bit of ``quantity_mask`` in any present
+    quantity) into ``suspect``; the hash terms of the quantities but last_traded_quantity
+    into ``hashes``."""
+    for i in range(len(suspect)):
+        v = vol[i]
+        b = tbq[i]
+        s = tsq[i]
+        o = oi[i]
+        x = bq[i]
+        y = aq[i]
+        q = (_present(ltq[i]) | _present(v) | _present(b) | _present(s) | _present(o)
+             | _present(x) | _present(y))
+        suspect[i] |= np.uint32((q & quantity_mask) != 0)
+        hashes[i] += _nh(v, _K6, b, _K7) + _nh(s, _K8, o, _K9) + _nh(x, _K10, y, _K11)
+
+
+# -- pass 2: the duplicates and the volume rule on one day -----------------------------------
+
+
+@jit(inline="always")
+def _same_float(a, b):
+    """Equal as the duplicate rule compares floats: NaN equals NaN, -0.0 equals 0.0."""
+    return (a == b) | ((a != a) & (b != b))
+
+
+@jit(inline="always")
+def _same_tick(i, k, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq):
+    """Ticks i and k are equal in every column but received_ns. (`&`, not `and`: the
+    loads go out together instead of one after a branch each.)"""
+    return ((token[i] == token[k]) & (ex[i] == ex[k]) & (vol[i] == vol[k])
+            & _same_float(lp[i], lp[k]) & (ltq[i] == ltq[k]) & _same_float(atp[i], atp[k])
+            & (tbq[i] == tbq[k]) & (tsq[i] == tsq[k]) & (oi[i] == oi[k])
+            & _same_float(pc[i], pc[k]) & _same_float(bid[i], bid[k]) & (bq[i] == bq[k])
+            & _same_float(ask[i], ask[k]) & (aq[i] == aq[k]))
+
+
+@jit(inline="always")
+def _judge_volume(bits, v, at, state_volume):
+    """VOLUME_DECREASE on one IST day, in arrival order: a volume below the row's last
+    valid one. The state is a running maximum per row (MISSING_INT where none: it is below
+    every volume); a tick with any reason or no volume is not judged, and does not count."""
+    w = v if bits == 0 else _MISSING  # the volume to judge, if any (then the row is known)
+    prev = state_volume[at]
+    state_volume[at] = max(prev, w)
+    return bits | _flag((w < prev) & (w != _MISSING), _VOLUME_DECREASE)
+
+
+@jit
+def _matches_and_volume(hashes, table, shift, rows, vol, state_volume, one_day, reasons,
+                        pairs):
+    """One table, arrival order: each tick whose hash an earlier one has is marked
+    DUPLICATE and goes into ``pairs`` (tick << 32 | earlier) for confirmation; then, on
+    one day, the volume rule. ``table`` is zero, a power of two of ≥ 4 slots per tick
+    (linear probing from the top bits, above ``shift``, of the mixed hash; a slot holds 1
+    + a tick's index; a matching tick is not inserted). Returns the number of pairs. (The
+    columns stay out: this loop needs its registers.)"""
+    mask = _U(len(table) - 1)
+    n_pairs = 0
     for i in range(len(reasons)):
-        reasons[i] |= _quantity_rules(ltq[i], vol[i], tbq[i], tsq[i], oi[i], max_quantity)
-
-
-@jit
-def _time_book_loop(ex, recv, skew, lag, bid_price, ask_price, bq, aq, max_quantity,
-                    reasons):
-    for i in range(len(reasons)):
-        reasons[i] |= _time_rules(ex[i], recv[i], skew, lag)
-    for i in range(len(reasons)):
-        reasons[i] |= _book_rules(bid_price[i], ask_price[i], bq[i], aq[i], max_quantity)
-
-
-@jit
-def _hash_loop(token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq,
-               hashes):
-    """64-bit hash of every column but received_ns of ticks ``lo:hi``: a multilinear form
-    of the columns folded to 32 bits (floats canonical), then murmur3's fmix64."""
-    for i in range(len(hashes)):
-        hashes[i] = (_fold(token[i]) * _K0 + _fold(ex[i]) * _K1 + _fold(_canon(lp[i])) * _K2
-                     + _fold(ltq[i]) * _K3 + _fold(_canon(atp[i])) * _K4
-                     + _fold(vol[i]) * _K5 + _fold(tbq[i]) * _K6)
-    for i in range(len(hashes)):
-        hashes[i] += (_fold(tsq[i]) * _K7 + _fold(oi[i]) * _K8 + _fold(_canon(pc[i])) * _K9
-                      + _fold(_canon(bid[i])) * _K10 + _fold(bq[i]) * _K11
-                      + _fold(_canon(ask[i])) * _K12 + _fold(aq[i]) * _K13)
-    for i in range(len(hashes)):
         h = hashes[i]
-        h ^= h >> _S33
-        h *= _M1
-        h ^= h >> _S33
-        h *= _M2
-        h ^= h >> _S33
-        hashes[i] = h
+        bits = reasons[i]
+        j = (h * _MIX) >> shift
+        while True:
+            e = table[j]
+            if e == 0:
+                table[j] = i + 1
+                break
+            k = e - 1
+            if hashes[k] == h:
+                pairs[n_pairs] = (_U(i) << _S32) | _U(k)
+                n_pairs += 1
+                bits |= _DUPLICATE
+                break
+            j = (j + _U(1)) & mask
+        if one_day:
+            bits = _judge_volume(bits, vol[i], max(rows[i], 0), state_volume)
+        reasons[i] = bits
+    return n_pairs
 
 
 @jit
-def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day,
-                    token, recv, ex, price, prev_close, bid_price, ask_price,
-                    lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq,
-                    max_price, f_carry, f_option_carry, f_close, f_option_close,
-                    max_quantity, skew, lag):
+def _entries(first, hashes, entries, counts, p_shift, recent, token, ex, lp, ltq, atp, vol, tbq,
+             tsq, oi, pc, bid, bq, ask, aq, reasons):
+    """The entries of a chunk of ticks (``first`` is the index of its first) for the
+    partitioned search: the top 32 bits of the mixed hash over the tick's index; counts
+    each partition's (the entry's bits above ``p_shift``).
+
+    A tick equal to the last earlier one in its slot of ``recent`` (a direct-mapped cache
+    of (hash, index), flattened) is a duplicate found while both are in cache; it gets no
+    entry (_HOLE). The partitioned search would find it too, but would compare columns
+    scattered over the whole call (a cache miss per column at a million ticks)."""
+    r_shift = _U(64 - np.int64(np.log2(len(recent) // 2)))
+    for k in range(len(hashes)):
+        h = hashes[k]
+        g = h * _MIX
+        i = first + k
+        slot = np.int64(g >> r_shift) * 2
+        e = (g & _HIGH32) | _U(i)
+        j = np.int64(recent[slot + 1])
+        if (recent[slot] == h) & (j < i):
+            if _same_tick(i, j, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask,
+                          aq):
+                reasons[i] |= _DUPLICATE
+                e = _HOLE
+        recent[slot] = h
+        recent[slot + 1] = _U(i)
+        entries[k] = e
+        counts[np.int64(e >> p_shift) + 1] += e != _HOLE
+
+
+@jit
+def _partition_matches(part, p_bits, table, pairs, n_pairs):
+    """The hash matches among the entries of one partition (in arrival order; their top
+    ``p_bits`` are the partition's), as _matches_and_volume finds them, into ``pairs``
+    from ``n_pairs`` on. Returns the new count."""
+    m = len(part)
+    s_bits = 2
+    while (1 << s_bits) < 4 * m:
+        s_bits += 1
+    mask = _U((1 << s_bits) - 1)
+    shift = _U(32 - s_bits)
+    table[: (1 << s_bits)] = 0
+    for q in range(m):
+        entry = part[q]
+        fp = entry >> _S32
+        j = ((fp << _U(p_bits)) & _LOW32) >> shift
+        while True:
+            e = table[j]
+            if e == 0:
+                table[j] = q + 1
+                break
+            other = part[e - 1]
+            if (other >> _S32) == fp:
+                pairs[n_pairs] = ((entry & _LOW32) << _S32) | (other & _LOW32)
+                n_pairs += 1
+                break
+            j = (j + _U(1)) & mask
+    return n_pairs
+
+
+@jit
+def _one_day_volume(rows, vol, state_volume, reasons):
+    """The volume rule on one IST day over a chunk (see _judge_volume)."""
+    for i in range(len(reasons)):
+        reasons[i] = _judge_volume(reasons[i], vol[i], max(rows[i], 0), state_volume)
+
+
+# -- pass 3 (rare): the volume rule in general ------------------------------------------------
+
+
+@jit
+def _volume_loop(rows, vol, day, state_volume, state_day, reasons):
+    """VOLUME_DECREASE, arrival order: cumulative volume against the last valid one of the
+    row (the state, the carry before the first), on the same IST day."""
+    for i in range(len(reasons)):
+        v = vol[i]
+        d = day[i]
+        at = max(rows[i], 0)
+        prev = state_volume[at]
+        prev_day = state_day[at]
+        candidate = (reasons[i] == 0) & (v != _MISSING)  # then the row is known
+        decrease = candidate & (prev != _MISSING) & (prev_day == d) & (v < prev)
+        update = candidate & (not decrease)
+        state_volume[at] = v if update else prev
+        state_day[at] = d if update else prev_day
+        reasons[i] |= _flag(decrease, _VOLUME_DECREASE)
+
+
+@jit
+def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
+                    token, recv, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq,
+                    params):
+    """tick_reasons in one call (``day`` may be empty: not given)."""
+    max_price, f_carry, f_option_carry, f_close, f_option_close, max_q, skew_, lag_ = params
     n = len(token)
     n_rows = len(kind)
-    if n and rows.max() >= n_rows:
-        raise ValueError("rows must be below the registry's length")
-    state_volume = carry_volume.copy()
-    state_day = carry_day.copy()
     reasons = np.empty(n, np.uint32)
-    hashes = np.empty(n, np.uint64)
-    n_buckets = 1
-    while n_buckets * _BUCKET_TICKS < n:
-        n_buckets *= 2
-    nb = _U(n_buckets)
-    counts = np.zeros(n_buckets + 1, np.int64)
-
-    # Pass 1, arrival order, in chunks that stay in cache: the stateless rules and the
-    # hash, each group of columns in its own short loop over slices (LLVM vectorizes those:
-    # the indices are provably non-negative, so no wraparound checks).
-    s_option = np.empty(_CHUNK, np.bool_)
-    s_ref = np.empty(_CHUNK, np.float64)
-    for lo in range(0, n, _CHUNK):
-        c = slice(lo, min(lo + _CHUNK, n))
-        _row_rules(rows[c], kind, carry_price, price[c], prev_close[c], max_price,
-                   f_carry, f_option_carry, f_close, f_option_close, reasons[c], s_option,
-                   s_ref)
-        _quantity_loop(ltq[c], vol[c], tbq[c], tsq[c], oi[c], max_quantity, reasons[c])
-        _time_book_loop(ex[c], recv[c], skew, lag, bid_price[c], ask_price[c], bq[c], aq[c],
-                        max_quantity, reasons[c])
-        _hash_loop(token[c], ex[c], lp[c], ltq[c], atp[c], vol[c], tbq[c], tsq[c], oi[c],
-                   pc[c], bid[c], bq[c], ask[c], aq[c], hashes[c])
-        if n_buckets > 1:
-            for h in hashes[c]:
-                counts[np.int64((h >> _S32) * nb >> _S32) + 1] += 1
-    if n_buckets == 1:
-        counts[1] = n
-
-    # Pass 2: stable partition of the ticks by the high hash bits (skipped when there is
-    # one partition), then one small open-addressing table per partition (linear probing,
-    # load ≤ 1/4) over the low 32 bits. An entry of a partition packs the low 32 hash bits
-    # over the tick's index; a table slot holds 1 + the entry's position in its partition.
-    # A match of the low hash bits is confirmed column by column. Within a partition the
-    # ticks keep arrival order, so the first of equal ticks is the one kept.
-    for b in range(n_buckets):
-        counts[b + 1] += counts[b]
-    part = np.empty(n, np.uint64)
-    if n_buckets == 1:
+    if n == 0:
+        return reasons
+    # The rare cases first, in vectorized loops: a row past the registry; ticks of several
+    # IST days (the volume rule then takes pass 3).
+    past = 0
+    for i in range(n):
+        past += rows[i] >= n_rows
+    if past:
+        raise ValueError("rows must be below the registry's length")
+    other_days = 0
+    if len(day):
+        d0 = day[0]
         for i in range(n):
-            part[i] = (hashes[i] << _S32) | _U(i)
+            other_days += day[i] != d0
     else:
+        d0 = _exact_day(ex[0] if ex[0] != _MISSING else recv[0])
+        lo_t, hi_t = _day_span(d0)
+        for i in range(n):
+            t = ex[i] if ex[i] != _MISSING else recv[i]
+            other_days += (t < lo_t) | (t >= hi_t)
+    one_day = other_days == 0
+    # The volume rule's state per row on one day: the last valid volume, at first the
+    # carry's if of day d0 (else none).
+    state_volume = np.empty(n_rows, np.int64)
+    for r in range(n_rows):
+        state_volume[r] = carry_volume[r] if carry_day[r] == d0 else _MISSING
+    # The quantity screen's bound: the largest 2**k - 1 ≤ max_quantity.
+    low_bits = 0
+    while low_bits <= (max_q - 1) // 2:
+        low_bits = low_bits * 2 + 1
+    # Duplicates: up to _BUCKET_TICKS ticks, one table; above, 2**p_bits partitions of the
+    # ticks by hash, one table each (a table then stays in cache).
+    p_bits = 0
+    while (_BUCKET_TICKS << p_bits) < n:
+        p_bits += 1
+    p_shift = _U(64 - p_bits)
+    hashes = np.empty(0 if p_bits else n, np.uint64)
+    entries = np.empty(n if p_bits else 0, np.uint64)
+    recent = np.zeros(2 * _RECENT if p_bits else 0, np.uint64)
+    counts = np.zeros((1 << p_bits) + 1, np.int64)
+
+    # Pass 1, arrival order, in chunks whose columns stay in cache, each loop over slices
+    # (their indices are provably non-negative: no wraparound checks).
+    chunk = min(n, _CHUNK)
+    s_carry = np.empty(chunk, np.float64)
+    s_kind = np.empty(chunk, np.int64)
+    s_hash = np.empty(chunk if p_bits else 0, np.uint64)
+    for lo in range(0, n, _CHUNK):
+        hi = min(lo + _CHUNK, n)
+        c = slice(lo, hi)
+        _row_loop(rows[c], kind, carry_price, s_carry, s_kind)
+        # The screen: 0 for a tick that surely breaks no stateless rule, 1 for one that may,
+        # in few operations per column, and the hash, in loops LLVM vectorizes. A valid
+        # but odd value makes a suspect too (an unknown instrument, a price within 2**-50
+        # of its band's edge or below 2**-960, a zero or infinite reference, a quantity
+        # above the largest 2**k - 1 ≤ max_quantity, exchange and receive times of opposite
+        # signs); the exact rules then judge the suspects.
+        h = s_hash[: hi - lo] if p_bits else hashes[c]
+        _price_time_book(rows[c], s_carry, s_kind, lp[c], pc[c], ex[c], recv[c], bid[c], ask[c],
+                         token[c], max_price, f_carry, f_option_carry, f_close, f_option_close,
+                         np.int64(lag_), np.int64(skew_), reasons[c], h)
+        _quantities(ltq[c], vol[c], tbq[c], tsq[c], oi[c], bq[c], aq[c], ~low_bits, reasons[c],
+                    h)
+        suspects = 0
+        for i in range(lo, hi):
+            suspects += reasons[i]
+        for i in range(lo, hi if suspects else lo):
+            if reasons[i]:
+                row = rows[i]
+                known = row >= 0
+                cp = s_carry[i - lo]
+                is_option = (s_kind[i - lo] >= _CALL) | (not known)
+                reasons[i] = _exact_rules(
+                    known, is_option, cp if known & (cp > 0.0) & (cp < np.inf) else np.nan,
+                    lp[i], pc[i], ltq[i], vol[i], tbq[i], tsq[i], oi[i], ex[i], recv[i],
+                    bid[i], bq[i], ask[i], aq[i], max_price,
+                    f_option_carry if is_option else f_carry,
+                    f_option_close if is_option else f_close, _U(max_q), _U(skew_), _U(lag_))
+        if p_bits:
+            # The partitioned search's entries, then the volume rule as if no tick were a
+            # duplicate but those found already (pass 2 redoes it if one was).
+            _entries(lo, h, entries[c], counts, p_shift, recent, token, ex, lp, ltq, atp, vol,
+                     tbq, tsq, oi, pc, bid, bq, ask, aq, reasons)
+            if one_day:
+                _one_day_volume(rows[c], vol[c], state_volume, reasons[c])
+
+    # Pass 2: the hash matches, (tick, earlier tick) pairs; then each confirmed column by
+    # column.
+    pairs = np.empty(n, np.uint64)
+    if not p_bits:
+        t_bits = 4
+        while (1 << t_bits) < 4 * n:  # load ≤ 1/4
+            t_bits += 1
+        n_pairs = _matches_and_volume(hashes, np.zeros(1 << t_bits, np.uint16),
+                                      _U(64 - t_bits), rows, vol, state_volume, one_day,
+                                      reasons, pairs)
+    else:
+        # A stable partition of the entries by their top bits, then each partition's table.
+        for b in range(1 << p_bits):
+            counts[b + 1] += counts[b]
+        part = np.empty(counts[1 << p_bits], np.uint64)
         cursor = counts[:-1].copy()
         for i in range(n):
-            h = hashes[i]
-            b = np.int64((h >> _S32) * nb >> _S32)
-            pos = cursor[b]
-            cursor[b] = pos + 1
-            part[pos] = (h << _S32) | _U(i)
-    largest = 0
-    for b in range(n_buckets):
-        largest = max(largest, counts[b + 1] - counts[b])
-    table = np.empty(4 * largest + 1, np.uint32)
-    for b in range(n_buckets):
-        lo = counts[b]
-        m = counts[b + 1] - lo
-        size = _U(4 * m + 1)
-        table[: 4 * m + 1] = 0
-        for q in range(m):
-            entry = part[lo + q]
-            h = entry >> _S32
-            j = (h * size) >> _S32
-            while True:
-                e = table[j]
-                if e == 0:
-                    table[j] = q + 1
-                    break
-                other = part[lo + e - 1]
-                # Every column but received_ns, compared here rather than in a helper
-                # taking the arrays: an inlined call would pay an atomic reference count
-                # per array argument.
-                i = np.int64(entry & _LOW32)
-                k = np.int64(other & _LOW32)
-                if ((other >> _S32) == h and token[i] == token[k] and ex[i] == ex[k]
-                        and vol[i] == vol[k] and _canon(lp[i]) == _canon(lp[k])
-                        and ltq[i] == ltq[k] and _canon(atp[i]) == _canon(atp[k])
-                        and tbq[i] == tbq[k] and tsq[i] == tsq[k] and oi[i] == oi[k]
-                        and _canon(pc[i]) == _canon(pc[k]) and _canon(bid[i]) == _canon(bid[k])
-                        and bq[i] == bq[k] and _canon(ask[i]) == _canon(ask[k])
-                        and aq[i] == aq[k]):
-                    reasons[i] |= _DUPLICATE
-                    break
-                j += _ONE
-                if j == size:
-                    j = _ZERO
+            e = entries[i]
+            if e != _HOLE:
+                b = np.int64(e >> p_shift)
+                part[cursor[b]] = e
+                cursor[b] += 1
+        largest = 0
+        for b in range(1 << p_bits):
+            largest = max(largest, counts[b + 1] - counts[b])
+        size = 4
+        while size < 4 * largest:
+            size *= 2
+        n_pairs = 0
+        if largest < 2**16:
+            table16 = np.empty(size, np.uint16)
+            for b in range(1 << p_bits):
+                n_pairs = _partition_matches(part[counts[b]:counts[b + 1]], p_bits, table16,
+                                             pairs, n_pairs)
+        else:
+            table32 = np.empty(size, np.uint32)
+            for b in range(1 << p_bits):
+                n_pairs = _partition_matches(part[counts[b]:counts[b + 1]], p_bits, table32,
+                                             pairs, n_pairs)
+    revote = False  # the volume rule judged a tick by a wrong guess of its DUPLICATE bit
+    for q in range(n_pairs):
+        i = np.int64(pairs[q] >> _S32)
+        k = np.int64(pairs[q] & _LOW32)
+        same = _same_tick(i, k, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask,
+                          aq)
+        # A hash collision: the later ticks of k's hash each stopped at k and are among the
+        # earlier pairs (or equal one of them); is one of them equal?
+        for r in range(0 if same else q):
+            if (np.int64(pairs[r] & _LOW32) == k) & (not same):
+                same = _same_tick(i, np.int64(pairs[r] >> _S32), token, ex, lp, ltq, atp, vol,
+                                  tbq, tsq, oi, pc, bid, bq, ask, aq)
+        # One table marked its matches before the volume rule; with partitions, pass 1
+        # judged their volumes as if they were no duplicates.
+        bits = reasons[i] & ~_DUPLICATE
+        if same != (not p_bits):
+            revote |= ((bits & ~_VOLUME_DECREASE) == 0) & (vol[i] != _MISSING)
+        reasons[i] = bits | _flag(same, _DUPLICATE)
 
-    # Pass 3, arrival order: cumulative volume against the previous valid tick of the
-    # same row (the carry before the first), on the same IST day. Branch-free: whether a
-    # tick is a candidate depends on the data, so a branch would be mispredicted often.
-    for i in range(n):
-        v = vol[i]
-        candidate = (reasons[i] == 0) & (v != _MISSING)  # then the row is known
-        t = ex[i] if ex[i] != _MISSING else recv[i]
-        day = t // _DAY + (t % _DAY + _IST) // _DAY
-        row = max(rows[i], 0)
-        prev = state_volume[row]
-        prev_day = state_day[row]
-        decrease = candidate & (prev != _MISSING) & (prev_day == day) & (v < prev)
-        update = candidate & (not decrease)
-        state_volume[row] = v if update else prev
-        state_day[row] = day if update else prev_day
-        reasons[i] |= _flag(decrease, _VOLUME_DECREASE)
+    if not one_day or revote:
+        # Pass 3, arrival order: the volume rule in general (several days), or again.
+        if not len(day):
+            day = np.empty(n, np.int64)
+            _ist_day_kernel(ex, recv, day)
+        for i in range(n):
+            reasons[i] &= ~_VOLUME_DECREASE
+        _volume_loop(rows, vol, day, carry_volume.copy(), carry_day.copy(), reasons)
     return reasons
 
 
@@ -549,15 +836,33 @@ def reason_counts(reasons: np.ndarray) -> dict[str, int]:
     Every :class:`Reason` name is a key (0 when absent), in bit order; a set bit that no
     reason defines (a newer producer's code) is counted under ``"BIT_<k>"``.
     """
-    le = np.ascontiguousarray(reasons).astype("<u4", copy=False)  # bytes low to high
-    bits = np.unpackbits(le.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
-    per_bit = bits.sum(axis=0, dtype=np.int64)
-    out = {r.name: int(per_bit[int(r).bit_length() - 1]) for r in REASONS}
-    defined = {int(r).bit_length() - 1 for r in REASONS}
+    per_bit = _bit_counts(np.ascontiguousarray(reasons).astype(np.uint32, copy=False)).tolist()
+    out = {name: per_bit[k] for name, k in _REASON_BITS}
     for k in range(32):
-        if k not in defined and per_bit[k]:
-            out[f"BIT_{k}"] = int(per_bit[k])
-    return out  # type: ignore[return-value]
+        if per_bit[k] and k not in _DEFINED_BITS:
+            out[f"BIT_{k}"] = per_bit[k]
+    return out
+
+
+_REASON_BITS = tuple((r.name, int(r).bit_length() - 1) for r in REASONS)
+_DEFINED_BITS = frozenset(k for _, k in _REASON_BITS)
+
+
+@jit
+def _bit_counts(reasons):
+    """How many values have each of the 32 bits set: one pass to see which bits occur,
+    then a vectorized count of each that does (a window's quarantine has few)."""
+    seen = np.uint32(0)
+    for r in reasons:
+        seen |= r
+    counts = np.zeros(32, np.int64)
+    for k in range(32):
+        if (seen >> np.uint32(k)) & np.uint32(1):
+            c = 0
+            for r in reasons:
+                c += (r >> np.uint32(k)) & np.uint32(1)
+            counts[k] = c
+    return counts
 
 
 def describe(bits: int) -> list[str]:

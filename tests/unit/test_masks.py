@@ -174,6 +174,41 @@ def test_bad_oi(registry):
     np.testing.assert_array_equal(got, [0, 0, 0, b, b, b])
 
 
+QUANTITY_RULES = {"last_traded_quantity": Reason.BAD_QUANTITY,
+                  "volume_traded": Reason.BAD_QUANTITY,
+                  "total_buy_quantity": Reason.BAD_QUANTITY,
+                  "total_sell_quantity": Reason.BAD_QUANTITY, "oi": Reason.BAD_OI,
+                  "bid_quantity": Reason.BAD_DEPTH, "ask_quantity": Reason.BAD_DEPTH}
+
+
+@pytest.mark.parametrize("max_quantity", [2**48, 1000])
+@pytest.mark.parametrize("column", list(QUANTITY_RULES))
+def test_quantity_bounds_of_a_known_instrument(registry, column, max_quantity):
+    # The vectorized screen clears quantities up to the largest 2**k - 1 ≤ max_quantity;
+    # the exact rules judge the rest (and every value of an unknown instrument).
+    imax = np.iinfo(np.int64).max
+    good = [0, 1, max_quantity - 1, max_quantity, MISSING_INT]
+    bad = [-1, max_quantity + 1, MISSING_INT + 1, imax]
+    values = good + bad
+    n = len(values)
+    got = reasons(registry, Limits(max_quantity=max_quantity), instrument_token=[FUT] * n,
+                  **{"volume_traded": np.arange(n), column: values})
+    want = [0] * len(good) + [QUANTITY_RULES[column]] * len(bad)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_exchange_time_of_a_known_instrument(registry):
+    limits = Limits()
+    skew, lag = limits.max_ts_skew_ns, limits.max_ts_lag_ns
+    imax, imin = np.iinfo(np.int64).max, MISSING_INT
+    ex = [T0 + skew, T0 + skew + 1, T0 - lag, T0 - lag - 1, MISSING_INT, 5, -1, imin + 1, imax]
+    recv = [T0] * 5 + [-1, 5, imax, imin + 1]  # times of opposite signs, extreme differences
+    got = reasons(registry, instrument_token=[FUT] * len(ex), exchange_ts=ex, received_ns=recv,
+                  volume_traded=np.arange(len(ex)))
+    f, s = Reason.EXCHANGE_TS_FUTURE, Reason.EXCHANGE_TS_STALE
+    np.testing.assert_array_equal(got, [0, f, 0, s, 0, 0, 0, s, f])
+
+
 def test_volume_decrease_within_the_window(registry):
     got = reasons(registry, instrument_token=[FUT, FUT, FUT, FUT, STOCK],
                   volume_traded=[100, 150, 149, 151, 10])
@@ -278,6 +313,64 @@ def test_many_duplicates_across_partitions(registry):
     np.testing.assert_array_equal(dup, np.arange(3 * n) >= n)
 
 
+def after_filler(n, **tail):
+    """Columns of a few ticks (``tail``, equal lengths) after ``n`` distinct ticks of an
+    unknown instrument: with those, the window is searched for duplicates in hash
+    partitions. Columns not in ``tail`` take the defaults of ``reasons``."""
+    k = len(next(iter(tail.values())))
+    head = {"instrument_token": np.full(n, UNKNOWN), "volume_traded": np.arange(n),
+            "received_ns": T0 + np.arange(n), "last_traded_quantity": np.full(n, 75),
+            "average_traded_price": np.full(n, 100.0), "prev_close": np.full(n, np.nan)}
+    tail.setdefault("received_ns", T0 + n + np.arange(k))
+    return {c: np.concatenate([head[c], np.asarray(v)]) for c, v in tail.items()}
+
+
+@pytest.mark.parametrize("n_filler", [0, 20_000])
+@pytest.mark.parametrize("column, a, b", [("last_traded_quantity", 1, 2),
+                                          ("average_traded_price", 100.0, 100.5),
+                                          ("prev_close", np.nan, 100.0)])
+def test_equal_hashes_are_confirmed_column_by_column(registry, n_filler, column, a, b):
+    # The hash leaves these columns out, so ticks A and B, equal but in one of them, have
+    # equal hashes yet are no duplicates; later copies of either are.
+    got = reasons(registry, **after_filler(n_filler, instrument_token=[FUT] * 4,
+                                           volume_traded=[1000] * 4, **{column: [a, b, b, a]}))
+    np.testing.assert_array_equal(got[:n_filler], Reason.UNKNOWN_INSTRUMENT)
+    np.testing.assert_array_equal(got[n_filler:], [0, 0, Reason.DUPLICATE, Reason.DUPLICATE])
+
+
+@pytest.mark.parametrize("n_filler", [0, 20_000])
+def test_a_duplicate_is_not_judged_by_the_volume_rule(registry, n_filler):
+    # A' copies A (volume 100) after B (volume 200) of the same instrument: A' is only a
+    # duplicate, and C (150) is compared with B, the last valid tick.
+    got = reasons(registry, **after_filler(n_filler, instrument_token=[FUT] * 4,
+                                           volume_traded=[100, 200, 100, 150],
+                                           last_traded_quantity=[1, 2, 1, 3]))
+    np.testing.assert_array_equal(got[n_filler:],
+                                  [0, 0, Reason.DUPLICATE, Reason.VOLUME_DECREASE])
+
+
+@pytest.mark.parametrize("n", [50, 20_000])
+def test_given_or_found_days_agree(registry, n):
+    # Ticks around IST midnight, on either side; exchange_ts sometimes missing.
+    rng = np.random.default_rng(n)
+    midnight = (DAY + 1) * NS_PER_DAY - IST_OFFSET_NS
+    received = midnight + rng.integers(-3 * S, 3 * S, n)
+    exchange = np.where(rng.random(n) < 0.2, MISSING_INT, received - rng.integers(0, S, n))
+    tokens = rng.choice([NIFTY, FUT, CE, PE, STOCK, UNKNOWN], n)
+    batch = TickBatch.from_columns(instrument_token=tokens, received_ns=received,
+                                   exchange_ts=exchange, last_price=100.0,
+                                   volume_traded=rng.integers(0, 50, n), bid_price=np.nan,
+                                   ask_price=np.nan)
+    m = len(registry)
+    carry = (np.full(m, 100.0), np.full(m, 20, np.int64), np.full(m, DAY, np.int64))
+    rows = registry.rows_of(batch.instrument_token)
+    found = tick_reasons(batch, rows, registry.kind, *carry)
+    given = tick_reasons(batch, rows, registry.kind, *carry,
+                         day=ist_day(batch.exchange_ts, batch.received_ns))
+    np.testing.assert_array_equal(found, given)
+    assert (found & np.uint32(Reason.VOLUME_DECREASE)).any()
+
+
 def test_crossed_book(registry):
     bid = [100.0, 100.05, 100.0, 100.0, 100.05, np.nan]
     ask = [100.0, 100.0, 0.0, np.nan, np.nan, 100.0]
@@ -374,11 +467,15 @@ def test_reason_counts_and_describe():
         describe(1 << 32)
 
 
-def test_ist_day_is_exact_at_the_int64_limits():
-    t = np.array([np.iinfo(np.int64).max, MISSING_INT + 1, 0, -1], np.int64)
+@pytest.mark.parametrize("first", [np.iinfo(np.int64).max, MISSING_INT + 1, T0])
+def test_ist_day_is_exact_at_the_int64_limits(first):
+    t = np.array([first, np.iinfo(np.int64).max, MISSING_INT + 1, 0, -1, T0, T0 + NS_PER_DAY],
+                 np.int64)
     got = ist_day(t, t)
     want = [(int(x) + IST_OFFSET_NS) // NS_PER_DAY for x in t]
     assert got.tolist() == want
+    # exchange_ts missing: the day of received_ns.
+    assert ist_day(np.full(len(t), MISSING_INT), t).tolist() == want
 
 
 def test_empty_registry_makes_every_tick_unknown():
