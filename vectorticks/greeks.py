@@ -2,7 +2,9 @@
 
 Kernels follow the numba-stats pattern: a scalar ``@jit`` function per quantity (usable
 from a user's own ``numba.njit(parallel=True)`` code) plus an array loop, wrapped by thin
-public functions that broadcast their arguments.
+public functions that broadcast their arguments. The array loops run branch-free versions
+of the kernels first, which LLVM vectorises, and the general ones on the rows those leave
+(the scalar kernels decide the same way, so both give the same bits).
 
 Conventions (see ``docs/greeks.md`` for the formulas and the accuracy evidence):
 
@@ -27,9 +29,15 @@ from __future__ import annotations
 
 import enum
 import math
+from fractions import Fraction
 from typing import Literal, NamedTuple, overload
 
+import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+from numba.extending import overload as _numba_overload
 from numpy.typing import ArrayLike
 
 from ._jit import jit
@@ -334,6 +342,9 @@ _LOSS_GUESS = 1.0e6   # initial guess and first iteration: up to 1e-10 relative 
 # 1/((n+1)(n+2)) for n = 1, 3, ..., 15: the ratios of consecutive t^(n)/n! at odd n
 _SERIES_RATIOS = (1.0 / 6.0, 1.0 / 20.0, 1.0 / 42.0, 1.0 / 72.0, 1.0 / 110.0, 1.0 / 156.0,
                   1.0 / 210.0, 1.0 / 272.0)
+# 1/(n+1) for n = 1, 3, ..., 15: from t^n/n! at odd n to t^(n+1)/(n+1)! (the even terms)
+_EVEN_RATIOS = (1.0 / 2.0, 1.0 / 4.0, 1.0 / 6.0, 1.0 / 8.0, 1.0 / 10.0, 1.0 / 12.0, 1.0 / 14.0,
+                1.0 / 16.0)
 
 
 @jit
@@ -816,6 +827,17 @@ def _discount(t, r, q, bsm):
 
 
 @jit
+def _forward(underlying, growth, carry, bsm):
+    """The forward (Black-76: the underlying; BSM: spot·exp((r-q)t) = spot·growth), +inf
+    where that product would overflow — tested first, so that plain Python does not raise."""
+    if not bsm:
+        return underlying
+    if math.log(underlying) + carry > 709.0:
+        return _INF
+    return underlying * growth
+
+
+@jit
 def _iv_impl(price, underlying, strike, t, r, q, is_call, bsm, df, growth):
     """Implied volatility given DF = exp(-r t) and growth = exp((r - q) t) (BSM)."""
     if not bsm:
@@ -829,11 +851,507 @@ def _iv_impl(price, underlying, strike, t, r, q, is_call, bsm, df, growth):
         return _NAN, _EXPIRED
     if abs(r * t) > 700.0 or abs((r - q) * t) > 700.0:
         return _NAN, _BAD_INPUT
-    f = underlying * growth if bsm else underlying
+    f = _forward(underlying, growth, (r - q) * t, bsm)
     if not (f < _INF and f > 0.0):  # the BSM forward over- or underflows
         return _NAN, _BAD_INPUT
     lx = _moneyness(underlying, strike, t, r, q, bsm)
     return _iv_forward(price / df, f, strike, lx, t, is_call, bsm)
+
+
+# --------------------------------------------------------------------------------------
+# Branch-free kernels
+# --------------------------------------------------------------------------------------
+# The array loops run a branch-free version of the implied-vol and Greeks kernels first,
+# over blocks of rows, which LLVM vectorises (four rows per AVX2 instruction, no
+# mispredicted branches, no per-row chain of dependent latencies); rows outside its domain
+# are flagged and then take the general, branching kernels. These functions call no libm
+# (exp and log are evaluated here, with fused multiply–adds), every choice is a select
+# (both sides are computed), and divisions and square roots — each as costly as a dozen
+# multiply–adds — are few. Compiled, a flagged row just computes meaningless values; as
+# plain Python (NUMBA_DISABLE_JIT) its inputs are first replaced by harmless ones, so
+# that nothing overflows or divides by zero with NumPy's error state set to raise.
+_SANITIZE = numba.config.DISABLE_JIT
+
+
+@intrinsic
+def _fma_llvm(typingctx, a, b, c):
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        d = ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+def _fma(a, b, c):
+    """a·b + c rounded once (llvm.fma when compiled; exact rationals as plain Python)."""
+    if math.isfinite(a) and math.isfinite(b) and math.isfinite(c):
+        return float(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
+    return float(a) * float(b) + float(c)
+
+
+@_numba_overload(_fma, jit_options={"cache": True})
+def _fma_jit(a, b, c):
+    return lambda a, b, c: _fma_llvm(a, b, c)
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k·_LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5·2^52: (x + _ROUND) - _ROUND rounds x to an integer
+_ROUND_BITS = 0x4338000000000000  # the bits of _ROUND
+_MANTISSA = 0x000FFFFFFFFFFFFF
+_ONE_BITS = 0x3FF0000000000000
+_TWO52_BITS = 0x4330000000000000
+_SQRT2 = 1.4142135623730951
+# 1/n!: Taylor coefficients of exp
+_F2, _F3, _F4, _F5, _F6, _F7, _F8, _F9, _F10, _F11, _F12, _F13 = (
+    1.0 / math.factorial(n) for n in range(2, 14))
+# fdlibm's e_log.c: ln((1+s)/(1-s)) = 2s + s·R(s²) for |s| <= 0.1716
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+
+
+@jit
+def _f64(bits):
+    return np.int64(bits).view(np.float64)
+
+
+@jit
+def _bits(x):
+    return np.float64(x).view(np.int64)
+
+
+@jit
+def _pow2(k):
+    """2^k for an integer-valued float |k| <= 1022."""
+    return _f64((_bits(k + _ROUND) - _ROUND_BITS + 1023) << 52)
+
+
+@jit
+def _expm1_reduced(x):
+    """(e^r - 1, 2^k) with x = k·ln2 + r, |r| <= ln2/2, for |x| <= 709; e^r - 1 from the
+    Taylor polynomial of degree 13 (truncation error < 4e-18), in Estrin's form (a short
+    dependency chain)."""
+    k = _fma(x, _LOG2E, _ROUND) - _ROUND
+    r = _fma(-k, _LN2_LO, _fma(-k, _LN2_HI, x))
+    r2 = r * r
+    r4 = r2 * r2
+    p = _fma(_fma(_fma(_F13, r, _F12), r2, _fma(_F11, r, _F10)), r4 * r4,
+             _fma(_fma(_fma(_F9, r, _F8), r2, _fma(_F7, r, _F6)), r4,
+                  _fma(_fma(_F5, r, _F4), r2, _fma(_F3, r, _F2))))
+    return _fma(r2, p, r), _pow2(k)
+
+
+@jit
+def _vexp(x):
+    """exp(x) to 1 ulp for -708 <= x <= 709 (clamped to that range)."""
+    em1, scale = _expm1_reduced(min(max(x, -708.0), 709.0))
+    return _fma(scale, em1, scale)
+
+
+@jit
+def _vgrowth(carry):
+    """(e^c, e^c - 1) for the carry c = (r - q)t, |c| <= 30, from one reduction: the BSM
+    forward's growth, and F - K = (S - K) + S·(e^c - 1) free of the forward's rounding."""
+    em1, scale = _expm1_reduced(min(max(carry, -708.0), 709.0))
+    return _fma(scale, em1, scale), _fma(scale, em1, scale - 1.0)
+
+
+@jit
+def _vexp_pair(x):
+    """(e^x, e^-x) to 2 ulp for |x| <= 700, sharing one reduction: e^±r = C(r²) ± r·S(r²)
+    with the even and odd parts of the Taylor series."""
+    k = _fma(x, _LOG2E, _ROUND) - _ROUND
+    r = _fma(-k, _LN2_LO, _fma(-k, _LN2_HI, x))
+    z = r * r
+    c = _fma(_fma(_fma(_fma(_fma(_fma(_F12, z, _F10), z, _F8), z, _F6), z, _F4), z, _F2), z, 1.0)
+    rs = r * _fma(_fma(_fma(_fma(_fma(_fma(_F13, z, _F11), z, _F9), z, _F7), z, _F5), z, _F3), z,
+                  1.0)
+    return (c + rs) * _pow2(k), (c - rs) * _pow2(-k)
+
+
+@jit
+def _vlog_ratio(a, b):
+    """ln(a/b) to 2 ulp (also near a = b) for positive normal a, b with a/b within
+    2^±1000: with c = b·2^j, j chosen from the exponents and mantissas so that
+    a/c is within √2^±1, a - c is exact and ln(a/c) = 2s + s·R(s²), s = (a - c)/(a + c)
+    (one division, no rounding of a/b)."""
+    ia = _bits(a)
+    ib = _bits(b)
+    ma = _f64((ia & _MANTISSA) | _ONE_BITS)
+    mb = _f64((ib & _MANTISSA) | _ONE_BITS)
+    j = (_f64((ia >> 52) | _TWO52_BITS) - _f64((ib >> 52) | _TWO52_BITS))
+    j = j + 1.0 if ma > _SQRT2 * mb else (j - 1.0 if _SQRT2 * ma < mb else j)
+    c = b * _pow2(j)
+    s = (a - c) / (a + c)
+    z = s * s
+    rz = z * _fma(_fma(_fma(_fma(_fma(_fma(_LG7, z, _LG6), z, _LG5), z, _LG4), z, _LG3), z, _LG2),
+                  z, _LG1)
+    return _fma(j, _LN2_HI, _fma(s, rz, _fma(j, _LN2_LO, 2.0 * s)))
+
+
+@jit
+def _vlog_ratio_near(a, b):
+    """(ln(a/b), ok) without the exponent reduction of :func:`_vlog_ratio`: ok where a/b is
+    within √2^±1 (|ln| <= 0.3466), where a - b is exact and ln(a/b) = 2s + s·R(s²),
+    s = (a - b)/(a + b), to 2 ulp."""
+    s = (a - b) / (a + b)
+    z = s * s
+    rz = z * _fma(_fma(_fma(_fma(_fma(_fma(_LG7, z, _LG6), z, _LG5), z, _LG4), z, _LG3), z, _LG2),
+                  z, _LG1)
+    return _fma(s, rz, 2.0 * s), abs(s) <= 0.1715728752538097  # (√2 - 1)/(√2 + 1)
+
+
+# erfcx on [0, 4] as one rational of degree (8, 9), all coefficients positive: a
+# least-squares fit in relative error at 60 digits (weighted by 1/(f·Q) and iterated, on
+# 112 Chebyshev nodes; docs/greeks.md §5 has the recipe), 4e-19 before rounding — one
+# rational where Cody's needs two (and an exp) below 0.47.
+_XP = (1.0, 1.8114811237707928, 1.644941126437295, 0.9375462315043923, 0.36152603535168315,
+       0.09590896586480509, 0.01706367585492387, 0.0018652218899744355,
+       9.649262049097651e-05)
+_XQ = (1.0, 2.9398602908663056, 3.9622182328221807, 3.220823228104474, 1.7451357049412304,
+       0.6558211497118388, 0.17164755980670685, 0.030330071165347257,
+       0.0033060205912355226, 0.00017102869941687006)
+
+
+@jit
+def _verfcx_nd(x):
+    """(num, den) with erfcx(x) = num/den for 0 <= x <= 1e4, to 3 ulp: the rational above
+    on [0, 4], Cody's asymptotic one (times x¹², so that nothing is divided) beyond."""
+    xm = min(x, 4.0)
+    nm = _fma(_fma(_fma(_fma(_fma(_fma(_fma(_fma(_XP[8], xm, _XP[7]), xm, _XP[6]), xm, _XP[5]),
+                                   xm, _XP[4]), xm, _XP[3]), xm, _XP[2]), xm, _XP[1]), xm, _XP[0])
+    dm = _fma(_fma(_fma(_fma(_fma(_fma(_fma(_fma(_fma(_XQ[9], xm, _XQ[8]), xm, _XQ[7]), xm,
+                                             _XQ[6]), xm, _XQ[5]), xm, _XQ[4]), xm, _XQ[3]),
+                        xm, _XQ[2]), xm, _XQ[1]), xm, _XQ[0])
+    # x > 4: (1/√π - y·P(y)/Q(y))/x with y = 1/x², numerator and denominator times X⁶
+    xl = min(max(x, 4.0), 1e4)
+    xx = xl * xl
+    nl = _fma(_fma(_fma(_fma(_fma(_CP4, xx, _CP3), xx, _CP2), xx, _CP1), xx, _CP0), xx, _CP5)
+    dl = xx * _fma(_fma(_fma(_fma(_fma(_CQ4, xx, _CQ3), xx, _CQ2), xx, _CQ1), xx, _CQ0), xx, 1.0)
+    large = x > 4.0
+    return (_fma(dl, _INV_SQRT_PI, -nl) if large else nm), (xl * dl if large else dm)
+
+
+@jit
+def _vlog(x):
+    """ln x to 2 ulp for positive normal x."""
+    return _vlog_ratio(x, 1.0)
+
+
+@jit
+def _verfcx(x):
+    """erfcx(x) for 0 <= x <= 1e4 (< 3 ulp)."""
+    num, den = _verfcx_nd(x)
+    return num / den
+
+
+@jit
+def _vpoly7(c, x):
+    return _fma(_fma(_fma(_fma(_fma(_fma(_fma(c[7], x, c[6]), x, c[5]), x, c[4]), x, c[3]), x,
+                          c[2]), x, c[1]), x, c[0])
+
+
+@jit(inline="always")
+def _vnorm_ppf_log(lnp):
+    """:func:`_norm_ppf_log` (Φ⁻¹(exp(lnp)), lnp < ln ½) with AS 241's three rationals
+    all evaluated, one division."""
+    qc = _vexp(max(lnp, -2.5902671654458267)) - 0.5
+    rc = 0.180625 - qc * qc
+    r = math.sqrt(max(-lnp, 2.5902671654458267))
+    r1 = r - 1.6
+    r2 = r - 5.0
+    tail = lnp < -2.5902671654458267
+    far = r > 5.0
+    num = -(_vpoly7(_PE, r2) if far else _vpoly7(_PC, r1)) if tail else qc * _vpoly7(_PA, rc)
+    den = (_vpoly7(_PF, r2) if far else _vpoly7(_PD, r1)) if tail else _vpoly7(_PB, rc)
+    return num / den
+
+
+@jit
+def _vseries_step(h, w, k, c, yp, ym, even, odd):
+    """Step k of :func:`_series_sums` (n = 2k + 1: Y⁽ⁿ⁺¹⁾ into the even sum, Y⁽ⁿ⁺²⁾ into
+    the odd one)."""
+    n = 2.0 * k + 1.0
+    y2 = _fma(h, ym, n * yp)
+    y3 = _fma(h, y2, (n + 1.0) * ym)
+    cw = c * w
+    even = _fma(y2, cw * _EVEN_RATIOS[k], even)
+    c = cw * _SERIES_RATIOS[k]
+    return c, y2, y3, even, _fma(y3, c, odd)
+
+
+@jit
+def _vseries_scaled(h, t, ey0, e, steps):
+    """e times the sums of :func:`_series_sums`, from ey0 = e·Y(h), e = exp(-q) (or both
+    unscaled: e = 1), with a fixed number of steps (every term is positive, so extra ones
+    change nothing): eight reach 1e-17 of the sums for t < 0.21 where |x| < 1, and of the
+    odd sum for t <= 0.25 where |x| <= 0.125; six reach 1e-16 for t < 0.1. -60 <= h <= 0.
+    Written out (``steps`` is a constant), so that LLVM can vectorise the loops around it."""
+    ey1 = _fma(h, ey0, e)
+    w = t * t
+    c, yp, ym, even, odd = _vseries_step(h, w, 0, 1.0, ey0, ey1, ey0, ey1)
+    if steps > 1:
+        c, yp, ym, even, odd = _vseries_step(h, w, 1, c, yp, ym, even, odd)
+    if steps > 2:
+        c, yp, ym, even, odd = _vseries_step(h, w, 2, c, yp, ym, even, odd)
+    if steps > 3:
+        c, yp, ym, even, odd = _vseries_step(h, w, 3, c, yp, ym, even, odd)
+    if steps > 4:
+        c, yp, ym, even, odd = _vseries_step(h, w, 4, c, yp, ym, even, odd)
+    if steps > 5:
+        c, yp, ym, even, odd = _vseries_step(h, w, 5, c, yp, ym, even, odd)
+    if steps > 6:
+        c, yp, ym, even, odd = _vseries_step(h, w, 6, c, yp, ym, even, odd)
+    if steps > 7:
+        c, yp, ym, even, odd = _vseries_step(h, w, 7, c, yp, ym, even, odd)
+    return even, odd * t
+
+
+@jit(inline="always")
+def _vrational_cubic(xv, xl, xr, yl, yr, dl, dr, second, at_right):
+    """:func:`_rational_cubic` with selects (and no division by zero)."""
+    h = xr - xl
+    degenerate = not (h != 0.0)
+    if degenerate:
+        h = 1.0
+    inv_h = 1.0 / h
+    slope = (yr - yl) * inv_h
+    num = _fma(0.5 * h, second, dr - dl)
+    den = (dr - slope) if at_right else (slope - dl)
+    r = num / (den if den != 0.0 else 1.0)
+    r = 0.0 if num == 0.0 else (_R_MAX if den == 0.0 else r)
+    monotonic = dl * slope >= 0.0 and dr * slope >= 0.0
+    r_mono = (dr + dl) / (slope if slope != 0.0 else 1.0) if slope != 0.0 else _R_MAX
+    r_min = max(_R_MIN, r_mono) if monotonic else _R_MIN
+    a = slope - dl
+    b = dr - slope
+    shaped = (dl <= slope <= dr) or (dl >= slope >= dr)
+    both = a != 0.0 and b != 0.0
+    r_shape = abs(dr - dl) / (min(abs(a), abs(b)) if both else 1.0)
+    r_min = max(r_min, r_shape if both else _R_MAX) if shaped else r_min
+    r = min(max(r, r_min), _R_MAX)
+    z = (xv - xl) * inv_h
+    w = 1.0 - z
+    zw = z * w
+    cubic = (yr * z * z * z + (r * yr - h * dr) * z * zw + (r * yl + h * dl) * zw * w
+             + yl * w * w * w) / (1.0 + (r - 3.0) * zw)
+    linear = _fma(yr, z, yl * w)
+    return 0.5 * (yl + yr) if degenerate else (linear if not (r < _R_MAX) else cubic)
+
+
+# Domain of the branch-free kernels in (t, r, q) and the inputs' magnitudes, so that no
+# intermediate can overflow (each kernel adds bounds of its own); every other row —
+# expiry, invalid input, extreme values — takes the general kernels.
+_FAST_MIN = 1e-60
+_FAST_MAX = 1e60
+_FAST_RATE = 30.0
+
+
+@jit
+def _in_range(v):
+    return (v >= _FAST_MIN) & (v <= _FAST_MAX)
+
+
+@jit
+def _fast_rates_ok(t, r, q):
+    """1e-30 <= t <= 1e4, |r|, |q| <= 1e4 and |r t|, |(r - q) t| <= 30: the branch-free
+    kernels' domain in (t, r, q) (the products of clamped values, which cannot overflow)."""
+    tc = min(max(t, 0.0), 1e4)
+    rc = min(max(r, -1e4), 1e4)
+    qc = min(max(q, -1e4), 1e4)
+    return ((t >= 1e-30) & (t <= 1e4) & (abs(r) <= 1e4) & (abs(q) <= 1e4)
+            & (abs(rc * tc) <= _FAST_RATE) & (abs((rc - qc) * tc) <= _FAST_RATE))
+
+
+# --------------------------------------------------------------------------------------
+# Branch-free implied volatility
+# --------------------------------------------------------------------------------------
+# The array loops first run the algorithm of _normalised_iv_otm without branches, on
+# rows with |x| <= 0.125 whose s stays <= 0.5 (t <= 0.25) — short-dated index options.
+# There every b can come from the series (one erfcx, no cancellation), the guess needs
+# no upper branch (above s_c the middle branch interpolates towards s = 0.5 rather than
+# s_u), and both objective functions need ln b only (1/ln b below b_l, ln b above, so no
+# exp). Two Householder steps as in the general iteration: the first on three terms
+# of the series (b to ~1e-7, which the quartic convergence wipes out), the second
+# exact. A row whose last step is not below _STOP·s, or that leaves the domain, takes
+# the general kernels.
+_IV_FAST_X = 0.125
+_IV_FAST_S = 0.5
+_SQRT_2PI = 2.5066282746310002
+
+
+@jit(inline="always")
+def _vlog_black(x, inv_s, s, steps):
+    """(ln b, √(2π)·D) of the normalised OTM call, b = exp(-q)·D, D = 2·odd/√(2π) from the
+    series with ``steps`` steps, for x <= 0, x/s >= -40, s <= 0.5; b/b' = √(2π)·D."""
+    h = max(x * inv_s, _H_UNDERFLOW)
+    t = 0.5 * s
+    y0 = _SQRT_PI_OVER_2 * _verfcx(-h * _INV_SQRT2)
+    _, odd = _vseries_scaled(h, t, y0, 1.0, steps)
+    return _vlog(2.0 * _INV_SQRT_2PI * odd) - 0.5 * _fma(h, h, t * t), 2.0 * odd
+
+
+@jit(inline="always")
+def _vhouseholder(s, x, lnbeta, inv_lnbeta, lower, steps):
+    """One Householder(3) step of :func:`_normalised_iv_otm` on 1/ln b - 1/ln β (lower)
+    or ln b - ln β; returns the step."""
+    inv_s = 1.0 / s
+    u, sd = _vlog_black(x, inv_s, s, steps)
+    u = min(u, -1e-300)                                  # ln b < 0 (b < b_max <= 1)
+    hh = x * inv_s
+    a = _fma(hh * hh, inv_s, -0.25 * s)                 # b''/b'
+    hs = hh * inv_s
+    b3 = _fma(a, a, _fma(-3.0 * hs, hs, -0.25))          # b'''/b'
+    rr = 1.0 / (sd * u)
+    up = u * rr                                          # b'/b
+    inv_u = sd * rr
+    if lower:
+        nu = (lnbeta - u) * u * sd * inv_lnbeta
+        h2 = a - up - 2.0 * up * inv_u
+        h3 = (b3 - 3.0 * up * a + 2.0 * up * up - 6.0 * up * (a - up) * inv_u
+              + 6.0 * up * up * inv_u * inv_u)
+    else:
+        nu = (lnbeta - u) * sd
+        h2 = a - up
+        h3 = b3 - 3.0 * a * up + 2.0 * up * up
+    den = 1.0 + nu * (h2 + h3 * nu * (1.0 / 6.0))
+    num = 1.0 + 0.5 * h2 * nu
+    householder = den > 0.0 and num > 0.0 and abs(nu * num) <= 4.0 * abs(nu * den)
+    return nu * num / (den if householder else 1.0) if householder else nu
+
+
+@jit(inline="always")
+def _iv_fast(price, underlying, strike, t, r, q, is_call, bsm):
+    """Branch-free implied volatility: (ok, sigma); ``ok`` is False for rows outside the
+    domain above or without a plain OK result (their sigma is meaningless)."""
+    if not bsm:
+        q = 0.0
+    ok = (_in_range(price) & _in_range(underlying) & _in_range(strike)
+          & _fast_rates_ok(t, r, q))
+    if _SANITIZE and not ok:
+        price = 0.1
+        underlying = 1.0
+        strike = 1.0
+        t = 1.0
+        r = 0.0
+        q = 0.0
+    p = price / _vexp(-r * t)                            # undiscounted premium
+    growth, growth_m1 = _vgrowth((r - q) * t) if bsm else (1.0, 0.0)
+    f = underlying * growth
+    lx, near = _vlog_ratio_near(underlying, strike)
+    if bsm:
+        lx += (r - q) * t
+    ok &= near & (abs(lx) <= _IV_FAST_X)
+    lx = min(max(lx, -_IV_FAST_X), _IV_FAST_X)
+    # time value, as _iv_forward: out of the money the premium; in it, p - (F - K) by
+    # TwoSum (Black-76) or p - |(S - K) + S·(e^{(r-q)t} - 1)| (BSM: = K·|expm1(x)|)
+    itm = (lx > 0.0) if is_call else (lx < 0.0)
+    if bsm:
+        tv = p - abs(_fma(underlying, growth_m1, underlying - strike))
+    else:
+        hi = f if is_call else strike
+        a2 = p - hi
+        bb = a2 - p
+        tv = (a2 + (strike if is_call else f)) + ((p - (a2 - bb)) + (-hi - bb))
+    tv = tv if itm else p
+    # a time value within 16 ulp of the premium is left to the general kernels, which
+    # tell AT_INTRINSIC (1 ulp) from OK on their own rounding of the intrinsic value
+    ok &= (tv > 16.0 * _EPS * p) & (tv < min(f, strike))
+    x = -abs(lx)
+    lo = min(f, strike)
+    hi = max(f, strike)
+    bmax = math.sqrt(lo / hi)                          # exp(-|x|/2), as _iv_forward
+    ibmax = bmax * (hi / lo)
+    beta = tv / (hi * bmax)                            # tv/√(FK)
+    if _SANITIZE and not ok:
+        beta = 0.01
+    # initial guess (_initial_guess): b_c = b(s_c) = ½(b_max - erfc(√|x|)/b_max) with
+    # √|x| <= 0.36, in erf's range
+    ax = -x
+    w = math.sqrt(ax)
+    wy = w * w
+    erf_w = w * _fma(_fma(_fma(_fma(_CA4, wy, _CA0), wy, _CA1), wy, _CA2), wy, _CA3) \
+        / _fma(_fma(_fma(wy + _CB0, wy, _CB1), wy, _CB2), wy, _CB3)
+    bc = 0.5 * _fma(-ibmax, 1.0 - erf_w, bmax)
+    sc = _SQRT2 * w
+    below = beta < bc
+    sl = _fma(-_SQRT_2PI * ibmax, bc, sc)              # s_c - b_c/v_c
+    sl = max(sl if sl > 0.0 else 0.5 * sc, 1e-12)
+    inv_sl = 1.0 / sl
+    s_side = sl if below else _IV_FAST_S
+    ok &= x >= _H_UNDERFLOW * s_side
+    u_side, sd_side = _vlog_black(x, inv_sl if below else 1.0 / _IV_FAST_S, s_side, 3)
+    b_side, ib_side = _vexp_pair(max(u_side, -700.0))  # b_l (or b at s = 0.5), 1/b_l
+    d_side = sd_side * ib_side                         # 1/b'
+    ok &= (below | (beta <= b_side)) & (u_side > -700.0)
+    lower = below and beta < b_side
+    # lowest branch: f(s) = k·Φ(z)³, z = -|x|/(√3 s), interpolated in β, then inverted
+    kk = _TWO_PI_OVER_3SQRT3 * ax
+    z = -ax * inv_sl * (1.0 / _SQRT3)
+    yz = _SQRT_PI_OVER_2 * _verfcx(min(-z * _INV_SQRT2, 1e4))
+    phiz = _INV_SQRT_2PI * _vexp(-0.5 * z * z)
+    cdf = phiz * yz
+    fl = kk * cdf * cdf * cdf
+    fs = 3.0 * kk * cdf * cdf * phiz * (-z * inv_sl)
+    fss = fs * (z * z - 2.0 - 2.0 * z / yz) * inv_sl
+    al = 3.0 * z * z * inv_sl - 0.25 * sl
+    dfl = fs * d_side
+    d2fl = (fss - fs * al) * d_side * d_side
+    # one rational cubic with the arguments of the lowest branch (β ↦ f), the middle one
+    # below s_c or above it (β ↦ s)
+    dc = _SQRT_2PI * ibmax                             # 1/b'(s_c)
+    c = _vrational_cubic(beta,
+                         0.0 if lower else (b_side if below else bc),
+                         b_side if lower else (bc if below else b_side),
+                         0.0 if lower else (sl if below else sc),
+                         fl if lower else (sc if below else _IV_FAST_S),
+                         1.0 if lower else (d_side if below else dc),
+                         dfl if lower else (dc if below else d_side),
+                         d2fl if lower else 0.0,
+                         below)
+    u = beta * ib_side
+    fv = c if 0.0 < c < fl else (fl * u + b_side * (1.0 - u)) * u
+    lnp = _vlog_ratio(max(fv, 1e-300), max(kk, 1e-300)) * (1.0 / 3.0)
+    s_low = -ax / (_SQRT3 * min(_vnorm_ppf_log(min(lnp, -0.7)), -1e-300))
+    s_low = s_low if lnp < -0.6931471805599453 and 0.0 < s_low < sl else 0.5 * sl
+    s0 = s_low if lower else c
+    ok &= (s0 >= 1e-12) & (s0 <= _IV_FAST_S)
+    s0 = min(max(s0, 1e-12), _IV_FAST_S)
+    # two Householder steps, the first on three terms of the series, the second exact
+    lnbeta = _vlog(beta)
+    inv_lnbeta = 1.0 / lnbeta
+    ok &= x >= _H_UNDERFLOW * s0
+    s1 = s0 + _vhouseholder(s0, x, lnbeta, inv_lnbeta, lower, 3)
+    ok &= (s1 >= 1e-12) & (s1 <= _IV_FAST_S) & (x >= _H_UNDERFLOW * s1)
+    s1 = min(max(s1, 1e-12), _IV_FAST_S)
+    step = _vhouseholder(s1, x, lnbeta, inv_lnbeta, lower, 8)
+    ok &= abs(step) <= _STOP * s1
+    return ok, (s1 + step) / math.sqrt(t)
+
+
+@jit
+def _iv_general(price, underlying, strike, t, r, q, is_call, bsm):
+    df, growth = _discount(t, r, q, bsm)
+    return _iv_impl(price, underlying, strike, t, r, q, is_call, bsm, df, growth)
+
+
+@jit
+def _iv_one(price, underlying, strike, t, r, q, is_call, bsm):
+    """One implied volatility: the branch-free kernel, or the general one where it does not
+    apply (the array loops decide the same way, so both give identical results)."""
+    ok, sigma = _iv_fast(price, underlying, strike, t, r, q, is_call, bsm)
+    if ok:
+        return sigma, _OK
+    return _iv_general(price, underlying, strike, t, r, q, is_call, bsm)
 
 
 @jit
@@ -844,16 +1362,14 @@ def black76_implied_vol_scalar(price, forward, strike, t, r, is_call):
     ``forward``. ``status`` is an :class:`IVStatus` value as ``int``; ``sigma`` is NaN
     unless the status is ``OK`` (or ``AT_INTRINSIC``, where it is 0).
     """
-    df, _ = _discount(t, r, r, False)
-    return _iv_impl(price, forward, strike, t, r, 0.0, is_call, False, df, 1.0)
+    return _iv_one(price, forward, strike, t, r, 0.0, is_call, False)
 
 
 @jit
 def bsm_implied_vol_scalar(price, spot, strike, t, r, q, is_call):
     """Black–Scholes–Merton implied volatility (spot, dividend yield ``q``), scalar
     ``@jit`` kernel → ``(sigma, status)``; the forward is ``spot·exp((r - q)·t)``."""
-    df, growth = _discount(t, r, q, True)
-    return _iv_impl(price, spot, strike, t, r, q, is_call, True, df, growth)
+    return _iv_one(price, spot, strike, t, r, q, is_call, True)
 
 
 @jit
@@ -949,7 +1465,7 @@ def _price_impl(underlying, strike, t, sigma, r, q, is_call, bsm, df, growth):
         q = 0.0
     if not _greeks_valid(underlying, strike, t, sigma, r, q):
         return _NAN
-    f = underlying * growth if bsm else underlying
+    f = _forward(underlying, growth, (r - q) * t, bsm)
     if not (f < _INF and f > 0.0):  # the BSM forward over- or underflows
         return _NAN
     lx = _moneyness(underlying, strike, t, r, q, bsm)
@@ -966,7 +1482,7 @@ def _greeks_impl(underlying, strike, t, sigma, r, q, is_call, bsm, df, growth):
     if not _greeks_valid(underlying, strike, t, sigma, r, q):
         return nan, nan, nan, nan, nan, nan
     theta_sign = 1.0 if is_call else -1.0
-    f = underlying * growth if bsm else underlying
+    f = _forward(underlying, growth, (r - q) * t, bsm)
     if not (f < _INF and f > 0.0):  # the BSM forward over- or underflows
         return nan, nan, nan, nan, nan, nan
     lx = _moneyness(underlying, strike, t, r, q, bsm)
@@ -996,6 +1512,124 @@ def _greeks_impl(underlying, strike, t, sigma, r, q, is_call, bsm, df, growth):
     return value, delta, gamma, theta_year * _PER_DAY, 0.01 * vega, 0.01 * rho
 
 
+# The branch-free price and Greeks take rows with 1e-30 <= sigma <= 1e4 and the
+# underlying within √2^±1 of the strike besides the common domain, and where b, Φ(d1) and
+# Φ(d2) come from one erfcx and the series in t (t < 0.1, h >= -40, q < 700): one erfcx
+# instead of two, and no choice between forms.
+_GREEKS_SERIES_T = 0.1  # six steps of the series: terms to 1e-16 of the sums
+
+
+@jit(inline="always")
+def _greeks_fast(underlying, strike, t, sigma, r, q, is_call, bsm):
+    """Branch-free price and Greeks: (ok, price, delta, gamma, theta, vega, rho), where
+    ``ok`` is False for rows outside the domain above (their values are meaningless).
+    The formulas of :func:`_forward_parts` and :func:`_greeks_impl`."""
+    if not bsm:
+        q = 0.0
+    ok = (_in_range(underlying) & _in_range(strike) & (sigma >= 1e-30) & (sigma <= 1e4)
+          & _fast_rates_ok(t, r, q))
+    if _SANITIZE and not ok:
+        underlying = 1.0
+        strike = 1.0
+        t = 1.0
+        sigma = 1.0
+        r = 0.0
+        q = 0.0
+    theta_sign = 1.0 if is_call else -1.0
+    df = _vexp(-r * t)
+    growth, growth_m1 = _vgrowth((r - q) * t) if bsm else (1.0, 0.0)
+    f = underlying * growth
+    lx, near = _vlog_ratio_near(underlying, strike)
+    ok &= near
+    if bsm:
+        lx += (r - q) * t
+    sqt = math.sqrt(t)
+    s = sigma * sqt
+    # F - K for the intrinsic value (BSM: free of the rounding of F, as K·expm1(x))
+    fwd_k = _fma(underlying, growth_m1, underlying - strike) if bsm else f - strike
+    intrinsic = max(theta_sign * fwd_k, 0.0)
+    xo = -abs(lx)
+    # b_max = exp(-|x|/2) = √(min(F, K)/max(F, K)) (as _forward_parts)
+    lo = min(f, strike)
+    hi = max(f, strike)
+    bmax = math.sqrt(lo / hi)
+    ibmax = bmax * (hi / lo)
+    sfk = hi * bmax                             # √(FK)
+    inv_sf = 1.0 / (s * f)
+    inv_s = f * inv_sf
+    inv_f = s * inv_sf
+    h = xo * inv_s
+    tt = 0.5 * s
+    ok &= (h >= _H_UNDERFLOW) & (tt < _GREEKS_SERIES_T) & (xo > -_SERIES_X)
+    h = max(h, _H_UNDERFLOW)
+    tt = min(tt, _GREEKS_SERIES_T)
+    qq = 0.5 * _fma(h, h, tt * tt)
+    ok &= qq < 700.0
+    e = _vexp(-qq)
+    # e·Y(h) = √(π/2)·e·erfcx(-h/√2)
+    ey0 = _SQRT_PI_OVER_2 * e * _verfcx(-h * _INV_SQRT2)
+    even, odd = _vseries_scaled(h, tt, ey0, e, 6)
+    # as in _forward_parts: b the normalised OTM call, P1 = Φ(h + t), P2 = Φ(h - t)
+    b = 2.0 * _INV_SQRT_2PI * odd
+    p1 = _INV_SQRT_2PI * ibmax * (even + odd)
+    q1 = 1.0 - p1
+    p2 = _INV_SQRT_2PI * bmax * (even - odd)
+    if lx <= 0.0:
+        n1 = p1 if is_call else q1
+        n2 = p2 if is_call else 1.0 - p2
+    else:
+        n1 = 1.0 - p2 if is_call else p2
+        n2 = q1 if is_call else p1
+    fphi = sfk * _INV_SQRT_2PI * e              # F·φ(d1)
+    value = df * _fma(sfk, b, intrinsic)
+    dfphi_s = df * fphi * inv_s
+    gamma_f = dfphi_s * inv_f * inv_f           # ∂²V/∂F² = DF φ(d1)/(F σ √t)
+    decay = 0.5 * dfphi_s * sigma * sigma       # ½σ²F²Γ_F = DF·Fφ(d1)·σ/(2√t)
+    vega = df * fphi * sqt
+    if bsm:
+        delta = theta_sign * df * growth * n1   # θ e^{-qt} Φ(θ d1)
+        gamma = gamma_f * growth * growth
+        theta_year = r * value - (r - q) * (underlying * delta) - decay
+        rho = theta_sign * strike * (t * df * n2)
+    else:
+        delta = theta_sign * df * n1
+        gamma = gamma_f
+        theta_year = r * value - decay
+        rho = -t * value
+    return ok, value, delta, gamma, theta_year * _PER_DAY, 0.01 * vega, 0.01 * rho
+
+
+@jit
+def _price_general(underlying, strike, t, sigma, r, q, is_call, bsm):
+    df, growth = _discount(t, r, q, bsm)
+    return _price_impl(underlying, strike, t, sigma, r, q, is_call, bsm, df, growth)
+
+
+@jit
+def _greeks_general(underlying, strike, t, sigma, r, q, is_call, bsm):
+    df, growth = _discount(t, r, q, bsm)
+    return _greeks_impl(underlying, strike, t, sigma, r, q, is_call, bsm, df, growth)
+
+
+@jit
+def _price_one(underlying, strike, t, sigma, r, q, is_call, bsm):
+    """One premium: the branch-free kernel, or the general one outside its domain (the
+    array loops decide the same way, so both give identical results)."""
+    ok, v, _, _, _, _, _ = _greeks_fast(underlying, strike, t, sigma, r, q, is_call, bsm)
+    if ok:
+        return v
+    return _price_general(underlying, strike, t, sigma, r, q, is_call, bsm)
+
+
+@jit
+def _greeks_one(underlying, strike, t, sigma, r, q, is_call, bsm):
+    """One row of price and Greeks, as :func:`_price_one`."""
+    ok, v, d, g, th, ve, rh = _greeks_fast(underlying, strike, t, sigma, r, q, is_call, bsm)
+    if ok:
+        return v, d, g, th, ve, rh
+    return _greeks_general(underlying, strike, t, sigma, r, q, is_call, bsm)
+
+
 @jit
 def black76_price_scalar(forward, strike, t, sigma, r, is_call):
     """Black-76 premium ``DF·θ[F Φ(θd1) - K Φ(θd2)]``, ``DF = exp(-r t)``, scalar ``@jit``.
@@ -1003,16 +1637,14 @@ def black76_price_scalar(forward, strike, t, sigma, r, is_call):
     ``t = 0`` or ``sigma = 0`` give the discounted intrinsic value; NaN for invalid input
     (non-finite values, ``forward`` or ``strike`` <= 0, ``t`` < 0, ``sigma`` < 0).
     """
-    df, _ = _discount(t, r, r, False)
-    return _price_impl(forward, strike, t, sigma, r, 0.0, is_call, False, df, 1.0)
+    return _price_one(forward, strike, t, sigma, r, 0.0, is_call, False)
 
 
 @jit
 def bsm_price_scalar(spot, strike, t, sigma, r, q, is_call):
     """Black–Scholes–Merton premium ``θ[S e^{-qt} Φ(θd1) - K e^{-rt} Φ(θd2)]``, scalar
     ``@jit`` kernel (limits and NaN as :func:`black76_price_scalar`)."""
-    df, growth = _discount(t, r, q, True)
-    return _price_impl(spot, strike, t, sigma, r, q, is_call, True, df, growth)
+    return _price_one(spot, strike, t, sigma, r, q, is_call, True)
 
 
 @jit
@@ -1033,8 +1665,7 @@ def black76_greeks_scalar(forward, strike, t, sigma, r, is_call):
     ``sigma = 0`` or ``t = 0`` give the limits (intrinsic, step delta, zero gamma and vega
     off the strike; at the strike gamma is +inf); invalid input gives NaNs.
     """
-    df, _ = _discount(t, r, r, False)
-    return _greeks_impl(forward, strike, t, sigma, r, 0.0, is_call, False, df, 1.0)
+    return _greeks_one(forward, strike, t, sigma, r, 0.0, is_call, False)
 
 
 @jit
@@ -1045,8 +1676,7 @@ def bsm_greeks_scalar(spot, strike, t, sigma, r, q, is_call):
     ``θ e^{-qt} Φ(θd1)``, gamma ``e^{-qt} φ(d1)/(S σ √t)``, rho ``∂V/∂r`` at fixed spot and
     ``q`` (``θ K t e^{-rt} Φ(θd2)``) per 1 %.
     """
-    df, growth = _discount(t, r, q, True)
-    return _greeks_impl(spot, strike, t, sigma, r, q, is_call, True, df, growth)
+    return _greeks_one(spot, strike, t, sigma, r, q, is_call, True)
 
 
 @jit
@@ -1058,101 +1688,141 @@ def greeks_scalar(underlying, strike, t, sigma, r, q, is_call, model):
 
 
 # --------------------------------------------------------------------------------------
-# Array loops (inputs of length n, or 1 for a value shared by all rows). The discount and
-# growth factors are recomputed only when (t, r, q) changes from the previous row, which
-# saves two exponentials per option along a chain.
+# Array loops, by blocks of rows: the branch-free kernel over the block (one vectorised
+# loop, which writes NaN where it does not apply), then the general kernel for those rows.
+# Each input has a value per row or is a block-long array of one shared value
+# (:func:`_flat`); the kernels read block views at the loop index and write one output
+# array, so that LLVM sees every access contiguous and needs few run-time alias checks
+# (it does not vectorise beyond eight). Two copies of each loop make ``bsm`` a constant.
 # --------------------------------------------------------------------------------------
-@jit
-def _iv_loop(price, und, strike, t, r, q, is_call, model, out, status):
-    sp = 1 if price.shape[0] > 1 else 0
-    su = 1 if und.shape[0] > 1 else 0
-    sk = 1 if strike.shape[0] > 1 else 0
-    st = 1 if t.shape[0] > 1 else 0
-    sr = 1 if r.shape[0] > 1 else 0
-    sq = 1 if q.shape[0] > 1 else 0
-    sc = 1 if is_call.shape[0] > 1 else 0
-    bsm = model == MODEL_BSM
-    t_prev = _NAN
-    r_prev = _NAN
-    q_prev = _NAN
-    df = 1.0
-    growth = 1.0
-    for i in range(out.shape[0]):
-        ti = t[i * st]
-        ri = r[i * sr]
-        qi = q[i * sq] if bsm else ri
-        if ti != t_prev or ri != r_prev or qi != q_prev:
-            df, growth = _discount(ti, ri, qi, bsm)
-            t_prev = ti
-            r_prev = ri
-            q_prev = qi
-        v, code = _iv_impl(price[i * sp], und[i * su], strike[i * sk], ti, ri, qi,
-                           is_call[i * sc], bsm, df, growth)
-        out[i] = v
-        status[i] = code
+_BLOCK = 256
+
+
+@jit(inline="always")
+def _rows(a, per_row, start, m):
+    """Rows start … start + m of an input (the first m values of a shared one)."""
+    return a[start:start + m] if per_row else a[:m]
+
+
+@jit(inline="always")
+def _block_views(u, k, t, v, r, q, c, per_row, start, m):
+    return (_rows(u, per_row[0], start, m), _rows(k, per_row[1], start, m),
+            _rows(t, per_row[2], start, m), _rows(v, per_row[3], start, m),
+            _rows(r, per_row[4], start, m), _rows(q, per_row[5], start, m),
+            _rows(c, per_row[6], start, m))
 
 
 @jit
-def _price_loop(und, strike, t, sigma, r, q, is_call, model, out):
-    su = 1 if und.shape[0] > 1 else 0
-    sk = 1 if strike.shape[0] > 1 else 0
-    st = 1 if t.shape[0] > 1 else 0
-    sv = 1 if sigma.shape[0] > 1 else 0
-    sr = 1 if r.shape[0] > 1 else 0
-    sq = 1 if q.shape[0] > 1 else 0
-    sc = 1 if is_call.shape[0] > 1 else 0
-    bsm = model == MODEL_BSM
-    t_prev = _NAN
-    r_prev = _NAN
-    q_prev = _NAN
-    df = 1.0
-    growth = 1.0
-    for i in range(out.shape[0]):
-        ti = t[i * st]
-        ri = r[i * sr]
-        qi = q[i * sq] if bsm else ri
-        if ti != t_prev or ri != r_prev or qi != q_prev:
-            df, growth = _discount(ti, ri, qi, bsm)
-            t_prev = ti
-            r_prev = ri
-            q_prev = qi
-        out[i] = _price_impl(und[i * su], strike[i * sk], ti, sigma[i * sv], ri, qi,
-                             is_call[i * sc], bsm, df, growth)
+def _iv_block(p, u, k, t, r, q, c, m, bsm, out):
+    """Branch-free implied vols of rows j < m into out[j]; returns how many are NaN."""
+    bad = 0
+    if bsm:
+        for j in range(m):
+            ok, sigma = _iv_fast(p[j], u[j], k[j], t[j], r[j], q[j], c[j], True)
+            out[j] = sigma if ok else _NAN
+            bad += 0 if ok else 1
+    else:
+        for j in range(m):
+            ok, sigma = _iv_fast(p[j], u[j], k[j], t[j], r[j], q[j], c[j], False)
+            out[j] = sigma if ok else _NAN
+            bad += 0 if ok else 1
+    return bad
 
 
 @jit
-def _greeks_loop(und, strike, t, sigma, r, q, is_call, model, o_price, o_delta, o_gamma,
-                 o_theta, o_vega, o_rho):
-    su = 1 if und.shape[0] > 1 else 0
-    sk = 1 if strike.shape[0] > 1 else 0
-    st = 1 if t.shape[0] > 1 else 0
-    sv = 1 if sigma.shape[0] > 1 else 0
-    sr = 1 if r.shape[0] > 1 else 0
-    sq = 1 if q.shape[0] > 1 else 0
-    sc = 1 if is_call.shape[0] > 1 else 0
+def _price_block(u, k, t, v, r, q, c, m, bsm, out):
+    """Branch-free prices of rows j < m into out[j]; returns how many are NaN."""
+    bad = 0
+    if bsm:
+        for j in range(m):
+            ok, p, _, _, _, _, _ = _greeks_fast(u[j], k[j], t[j], v[j], r[j], q[j], c[j], True)
+            out[j] = p if ok else _NAN
+            bad += 0 if ok else 1
+    else:
+        for j in range(m):
+            ok, p, _, _, _, _, _ = _greeks_fast(u[j], k[j], t[j], v[j], r[j], q[j], c[j],
+                                                False)
+            out[j] = p if ok else _NAN
+            bad += 0 if ok else 1
+    return bad
+
+
+@jit
+def _greeks_block(u, k, t, v, r, q, c, m, bsm, res):
+    """Branch-free price and Greeks of rows j < m into res[i·_BLOCK + j] (rows a constant
+    apart, which LLVM can prove independent); returns how many prices are NaN."""
+    bad = 0
+    if bsm:
+        for j in range(m):
+            ok, p, d, g, th, ve, rh = _greeks_fast(u[j], k[j], t[j], v[j], r[j], q[j], c[j],
+                                                   True)
+            res[j] = p if ok else _NAN
+            res[_BLOCK + j] = d
+            res[2 * _BLOCK + j] = g
+            res[3 * _BLOCK + j] = th
+            res[4 * _BLOCK + j] = ve
+            res[5 * _BLOCK + j] = rh
+            bad += 0 if ok else 1
+    else:
+        for j in range(m):
+            ok, p, d, g, th, ve, rh = _greeks_fast(u[j], k[j], t[j], v[j], r[j], q[j], c[j],
+                                                   False)
+            res[j] = p if ok else _NAN
+            res[_BLOCK + j] = d
+            res[2 * _BLOCK + j] = g
+            res[3 * _BLOCK + j] = th
+            res[4 * _BLOCK + j] = ve
+            res[5 * _BLOCK + j] = rh
+            bad += 0 if ok else 1
+    return bad
+
+
+@jit
+def _iv_loop(pp, u, k, tt, rr, qq, c, per_row, model, out, status):
     bsm = model == MODEL_BSM
-    t_prev = _NAN
-    r_prev = _NAN
-    q_prev = _NAN
-    df = 1.0
-    growth = 1.0
-    for i in range(o_price.shape[0]):
-        ti = t[i * st]
-        ri = r[i * sr]
-        qi = q[i * sq] if bsm else ri
-        if ti != t_prev or ri != r_prev or qi != q_prev:
-            df, growth = _discount(ti, ri, qi, bsm)
-            t_prev = ti
-            r_prev = ri
-            q_prev = qi
-        p, d, g, th, v, rh = _greeks_impl(und[i * su], strike[i * sk], ti, sigma[i * sv],
-                                          ri, qi, is_call[i * sc], bsm, df, growth)
-        o_price[i] = p
-        o_delta[i] = d
-        o_gamma[i] = g
-        o_theta[i] = th
-        o_vega[i] = v
-        o_rho[i] = rh
+    per_row = (per_row[1], per_row[2], per_row[3], per_row[0], per_row[4], per_row[5],
+               per_row[6])  # in the order of the views below
+    for start in range(0, out.shape[0], _BLOCK):
+        m = min(_BLOCK, out.shape[0] - start)
+        bu, bk, bt, bp, br, bq, bc = _block_views(u, k, tt, pp, rr, qq, c, per_row, start, m)
+        o = out[start:start + m]
+        st = status[start:start + m]
+        st[:] = _OK
+        if _iv_block(bp, bu, bk, bt, br, bq, bc, m, bsm, o):
+            for j in range(m):
+                if o[j] != o[j]:
+                    o[j], st[j] = _iv_general(bp[j], bu[j], bk[j], bt[j], br[j], bq[j], bc[j],
+                                              bsm)
+
+
+@jit
+def _price_loop(u, k, tt, v, rr, qq, c, per_row, model, out):
+    bsm = model == MODEL_BSM
+    for start in range(0, out.shape[0], _BLOCK):
+        m = min(_BLOCK, out.shape[0] - start)
+        bu, bk, bt, bv, br, bq, bc = _block_views(u, k, tt, v, rr, qq, c, per_row, start, m)
+        o = out[start:start + m]
+        if _price_block(bu, bk, bt, bv, br, bq, bc, m, bsm, o):
+            for j in range(m):
+                if o[j] != o[j]:
+                    o[j] = _price_general(bu[j], bk[j], bt[j], bv[j], br[j], bq[j], bc[j], bsm)
+
+
+@jit
+def _greeks_loop(u, k, tt, v, rr, qq, c, per_row, model, out):
+    bsm = model == MODEL_BSM
+    res = np.empty(6 * _BLOCK)
+    for start in range(0, out.shape[1], _BLOCK):
+        m = min(_BLOCK, out.shape[1] - start)
+        bu, bk, bt, bv, br, bq, bc = _block_views(u, k, tt, v, rr, qq, c, per_row, start, m)
+        if _greeks_block(bu, bk, bt, bv, br, bq, bc, m, bsm, res):
+            for j in range(m):
+                if res[j] != res[j]:
+                    g = _greeks_general(bu[j], bk[j], bt[j], bv[j], br[j], bq[j], bc[j], bsm)
+                    for i in range(6):
+                        res[i * _BLOCK + j] = g[i]
+        for i in range(6):
+            out[i, start:start + m] = res[i * _BLOCK:i * _BLOCK + m]
 
 
 # --------------------------------------------------------------------------------------
@@ -1181,8 +1851,10 @@ def _model_code(model: str) -> int:
 
 
 def _flat(floats, is_call):
-    """Broadcast shape and 1-D C-contiguous views: length n, or length 1 for a value
-    shared by every row (no copy for same-shaped arrays and scalars)."""
+    """Broadcast shape, size and 1-D C-contiguous inputs for the loops, with for each
+    whether it has a value per row: an input of the broadcast shape as it is (no copy),
+    a single value (a scalar such as r) as a block-long array of it, so that the
+    vectorised kernels read every input contiguously."""
     arrays = [np.asarray(a, dtype=np.float64) for a in floats]
     calls = np.asarray(is_call)
     if calls.dtype != np.bool_:
@@ -1193,13 +1865,13 @@ def _flat(floats, is_call):
     n = math.prod(shape)
     out = []
     for a in [*arrays, calls]:
-        if a.size == 1 and n != 1:
-            out.append(np.ascontiguousarray(a.reshape(1)))
+        if a.size == 1:
+            out.append(np.full(_BLOCK, a.reshape(-1)[0], dtype=a.dtype))
         elif a.shape == shape:
             out.append(np.ascontiguousarray(a).reshape(-1))
         else:
             out.append(np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1))
-    return shape, n, out
+    return shape, n, out, tuple(a.size > 1 for a in [*arrays, calls])
 
 
 _PARAMETERS = """
@@ -1235,9 +1907,10 @@ def price(underlying: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLi
         discounted intrinsic value, invalid rows NaN.
     """
     code = _model_code(model)
-    shape, n, (u, k, tt, v, rr, qq, c) = _flat((underlying, strike, t, sigma, r, q), is_call)
+    shape, n, (u, k, tt, v, rr, qq, c), per_row = _flat((underlying, strike, t, sigma, r, q),
+                                                        is_call)
     out = np.empty(n, np.float64)
-    _price_loop(u, k, tt, v, rr, qq, c, code, out)
+    _price_loop(u, k, tt, v, rr, qq, c, per_row, code, out)
     return out.reshape(shape)
 
 
@@ -1278,10 +1951,11 @@ def implied_vol(price: ArrayLike, underlying: ArrayLike, strike: ArrayLike, t: A
         (``docs/greeks.md``).
     """
     code = _model_code(model)
-    shape, n, (p, u, k, tt, rr, qq, c) = _flat((price, underlying, strike, t, r, q), is_call)
+    shape, n, (p, u, k, tt, rr, qq, c), per_row = _flat((price, underlying, strike, t, r, q),
+                                                        is_call)
     out = np.empty(n, np.float64)
     status = np.empty(n, np.int8)
-    _iv_loop(p, u, k, tt, rr, qq, c, code, out, status)
+    _iv_loop(p, u, k, tt, rr, qq, c, per_row, code, out, status)
     if return_status:
         return out.reshape(shape), status.reshape(shape)
     return out.reshape(shape)
@@ -1320,10 +1994,11 @@ def greeks(underlying: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayL
         limits (see :func:`black76_greeks_scalar`), invalid rows NaN.
     """
     code = _model_code(model)
-    shape, n, (u, k, tt, v, rr, qq, c) = _flat((underlying, strike, t, sigma, r, q), is_call)
-    outs = [np.empty(n, np.float64) for _ in range(6)]
-    _greeks_loop(u, k, tt, v, rr, qq, c, code, *outs)
-    return Greeks(*(o.reshape(shape) for o in outs))
+    shape, n, (u, k, tt, v, rr, qq, c), per_row = _flat((underlying, strike, t, sigma, r, q),
+                                                        is_call)
+    out = np.empty((6, n), np.float64)  # one allocation, six rows
+    _greeks_loop(u, k, tt, v, rr, qq, c, per_row, code, out)
+    return Greeks(*(o.reshape(shape) for o in out))
 
 
 if greeks.__doc__:  # None under python -OO

@@ -644,6 +644,117 @@ def test_broadcasting_shapes_and_options():
 
 
 # --------------------------------------------------------------------------------------
+# The branch-free kernels of the array loops
+# --------------------------------------------------------------------------------------
+def ulps(got, ref):
+    return float(abs((mp.mpf(float(got)) - ref) / ref)) / EPS
+
+
+def test_branch_free_special_functions_are_accurate_to_a_few_ulp():
+    """exp, (e^c, e^c - 1), e^±x, ln(a/b), erfcx (the fitted rational on [0, 4], Cody's
+    asymptotic one beyond) and Φ⁻¹ as the vectorised kernels evaluate them, against
+    mpmath."""
+    rng = np.random.default_rng(8)
+    for x in np.concatenate([rng.uniform(-708.0, 709.0, 300), rng.uniform(-1.0, 1.0, 300),
+                             [0.0, -1e-300, 1e-10]]):
+        assert ulps(gk._vexp(x), mp.exp(mp.mpf(x))) <= 1.0, x
+    for c in np.concatenate([rng.uniform(-30.0, 30.0, 200), rng.normal(0.0, 1e-3, 200)]):
+        growth, growth_m1 = gk._vgrowth(c)
+        assert ulps(growth, mp.exp(mp.mpf(c))) <= 1.0 and ulps(growth_m1, mp.expm1(mp.mpf(c))) <= 2.0
+    for x in rng.uniform(-700.0, 700.0, 300):
+        up, down = gk._vexp_pair(x)
+        assert ulps(up, mp.exp(mp.mpf(x))) <= 2.0 and ulps(down, mp.exp(-mp.mpf(x))) <= 2.0
+    a = 10.0 ** rng.uniform(-60.0, 60.0, 400)
+    b = a * np.exp(rng.normal(0.0, 1.0, 400) * 10.0 ** rng.uniform(-12.0, 0.5, 400))
+    for x, y in zip(a, b, strict=True):
+        ref = mp.log(mp.mpf(x) / mp.mpf(y))
+        if ref != 0:
+            assert ulps(gk._vlog_ratio(x, y), ref) <= 2.0, (x, y)
+    for x in np.concatenate([np.linspace(0.0, 8.0, 801), np.geomspace(1e-8, 1e4, 200)]):
+        assert ulps(gk._verfcx(x), mp.exp(mp.mpf(x) ** 2) * mp.erfc(x)) <= 3.0, x
+    for p in np.geomspace(1e-300, 0.49, 120):
+        z = gk._vnorm_ppf_log(math.log(p))
+        assert float(abs(mp.ncdf(z) - p) / p) < 10 * EPS * max(1.0, z * z), p
+
+
+def nifty_like_rows(rng, n):
+    """Index options: F ≈ 24,000, strikes on a 50 grid within ±12 %, 1 to 120 days,
+    8 %–35 % vol — what the branch-free kernels are for."""
+    f = 24000.0 * np.exp(rng.normal(0.0, 0.05, n))
+    k = np.round(f * np.exp(rng.uniform(-0.12, 0.12, n)) / 50.0) * 50.0
+    t = rng.integers(1, 121, n) / 365.0
+    sig = rng.uniform(0.08, 0.35, n)
+    return f, k, t, sig, rng.random(n) < 0.5
+
+
+@pytest.mark.parametrize("model", ["black76", "bsm"])
+def test_branch_free_and_general_kernels_agree(model):
+    """Where the branch-free kernels apply (nearly every row of a NIFTY chain), they give
+    the general kernels' premium and Greeks to rounding and their implied vol to a few
+    ulp (beyond the premium's conditioning, 4ε·P/vega, on deep in-the-money rows)."""
+    bsm = model == "bsm"
+    r, q = 0.065, (0.012 if bsm else 0.0)
+    f, k, t, sig, c = nifty_like_rows(np.random.default_rng(9), 2000)
+    fast_greeks = fast_iv = 0
+    for i in range(len(f)):
+        ok, *fast = gk._greeks_fast(f[i], k[i], t[i], sig[i], r, q, c[i], bsm)
+        general = gk._greeks_general(f[i], k[i], t[i], sig[i], r, q, c[i], bsm)
+        if ok:
+            fast_greeks += 1
+            np.testing.assert_allclose(fast, general, rtol=2e-13, atol=1e-15 * f[i])
+        ok, s_fast = gk._iv_fast(general[0], f[i], k[i], t[i], r, q, c[i], bsm)
+        s_general, status = gk._iv_general(general[0], f[i], k[i], t[i], r, q, c[i], bsm)
+        if ok:
+            fast_iv += 1
+            assert status == IVStatus.OK
+            cond = 4 * EPS * general[0] / (100 * general[4])
+            assert abs(s_fast - s_general) <= 4 * EPS * s_general + cond
+    assert fast_greeks > 0.95 * len(f) and fast_iv > 0.95 * len(f)
+
+
+def test_branch_free_kernels_flag_rows_outside_their_domain():
+    """Expired, zero-vol, invalid, long-dated and far-from-the-money rows are left to the
+    general kernels."""
+    for args in [(24000.0, 24000.0, 0.0, 0.2), (24000.0, 24000.0, 0.1, 0.0),
+                 (24000.0, 24000.0, math.nan, 0.2), (24000.0, -1.0, 0.1, 0.2),
+                 (24000.0, 24000.0, 2.0, 0.5), (24000.0, 80000.0, 0.1, 0.2),
+                 (24000.0, 24500.0, 1e-3, 0.01)]:
+        assert not gk._greeks_fast(*args, 0.065, 0.0, True, False)[0], args
+    p = gk.black76_price_scalar(24000.0, 24000.0, 0.1, 0.2, 0.065, True)
+    for args in [(p, 24000.0, 24000.0, 0.0), (0.0, 24000.0, 24000.0, 0.1),
+                 (p, 24000.0, 24000.0, math.inf), (24000.0, 24000.0, 24000.0, 0.1),
+                 (p, 24000.0, 40000.0, 0.1), (8000.0, 24000.0, 24000.0, 2.0)]:
+        assert not gk._iv_fast(*args, 0.065, 0.0, True, False)[0], args
+
+
+@pytest.mark.parametrize("model", ["black76", "bsm"])
+def test_scalar_kernels_equal_the_array_functions(model):
+    """The array functions run the branch-free kernels over blocks and the general ones on
+    the flagged rows; the scalar kernels decide the same way per row, so both agree to the
+    last bit — rows of both kinds, shared and per-row inputs mixed."""
+    rng = np.random.default_rng(10)
+    f, k, t, sig, c = nifty_like_rows(rng, 700)
+    t[::7] = 2.5                      # long-dated: the general kernels
+    k[::11] *= 3.0                    # far from the money
+    sig[::13] = 0.0
+    t[::17] = 0.0
+    r, q = 0.065, 0.01
+    g = gk.greeks(f, k, t, sig, r, q, c, model=model)
+    p = g.price.copy()
+    p[::19] = np.nan
+    iv, status = gk.implied_vol(p, f, k, t, r, q, c, model=model, return_status=True)
+    code = gk.MODEL_BSM if model == "bsm" else gk.MODEL_BLACK76
+    scalar_g = np.array([gk.greeks_scalar(f[i], k[i], t[i], sig[i], r, q, c[i], code)
+                         for i in range(len(f))])
+    scalar_iv = [gk.implied_vol_scalar(p[i], f[i], k[i], t[i], r, q, c[i], code)
+                 for i in range(len(f))]
+    np.testing.assert_array_equal(np.column_stack(g), scalar_g)
+    np.testing.assert_array_equal(gk.price(f, k, t, sig, r, q, c, model=model), g.price)
+    np.testing.assert_array_equal(iv, [v for v, _ in scalar_iv])
+    np.testing.assert_array_equal(status, [s for _, s in scalar_iv])
+
+
+# --------------------------------------------------------------------------------------
 # A user's own numba.njit(parallel=True) code
 # --------------------------------------------------------------------------------------
 @numba.njit(parallel=True)
@@ -706,17 +817,22 @@ def nojit_inputs():
     f, k, sig, c = f[sel], k[sel], sig[sel], c[sel]
     t = np.where(np.arange(len(f)) % 2, 3 / 365, 24 / 365)
     p = gk.price(f, k, t, sig, 0.065, 0.0, c)
-    extra_p = [0.0, -1.0, np.nan, 1e9, 3000.0, 0.05, 5e-324]
-    extra_f = [24000.0, 24000.0, 24000.0, 24000.0, 24000.0, 24000.0, 24000.0]
-    extra_k = [22000.0, 22000.0, 22000.0, 22000.0, 21000.0, 30000.0, 26000.0]
-    extra_t = [0.01, 0.01, 0.01, 0.01, 0.0, 1e-6, 0.02]
+    # bad rows, and rows the branch-free kernels leave to the general ones (deep in the
+    # money at intrinsic, far out of it, long-dated, extreme values)
+    extra_p = [0.0, -1.0, np.nan, 1e9, 3000.0, 0.05, 5e-324, 2500.0, 1e-6, 3000.0, 1e-250]
+    extra_f = [24000.0] * 10 + [1e200]
+    extra_k = [22000.0, 22000.0, 22000.0, 22000.0, 21000.0, 30000.0, 26000.0, 21500.0,
+               40000.0, 24000.0, 1e-200]
+    extra_t = [0.01, 0.01, 0.01, 0.01, 0.0, 1e-6, 0.02, 0.02, 0.05, 3.0, 1e4]
     p = np.concatenate([p, extra_p])
     f = np.concatenate([f, extra_f])
     k = np.concatenate([k, extra_k])
     t = np.concatenate([t, extra_t])
     c = np.concatenate([c, np.ones(len(extra_p), bool)])
-    sig_g = np.concatenate([sig, [0.0, -0.1, np.nan, 0.2, 0.2, 0.2, 0.2]])
-    t_g = np.concatenate([t[:-len(extra_t)], [0.01, 0.01, 0.01, 0.0, -1.0, 1e-9, 0.02]])
+    sig_g = np.concatenate([sig, [0.0, -0.1, np.nan, 0.2, 0.2, 0.2, 0.2, 0.2, 0.15, 0.6,
+                                  1e3]])
+    t_g = np.concatenate([t[:-len(extra_t)], [0.01, 0.01, 0.01, 0.0, -1.0, 1e-9, 0.02, 0.02,
+                                              0.05, 3.0, 1e4]])
     return ([p.tolist(), f.tolist(), k.tolist(), t.tolist(), 0.065, 0.01, c.tolist()],
             [f.tolist(), k.tolist(), t_g.tolist(), sig_g.tolist(), 0.065, 0.01, c.tolist()])
 
