@@ -15,7 +15,7 @@ from typing import Any
 from . import preview
 from .config import Settings
 from .engine import Engine
-from .errors import PayloadError
+from .errors import ConfigError, PayloadError
 from .payload import Window
 from .sources import SyntheticMarket
 
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args))
+    except ConfigError as exc:  # bad VECTORTICKS_* settings: a message, not a traceback
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -8,12 +8,13 @@ and ``VECTORTICKS_TICK_BATCH_MAX_SIZE``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .chain import GreeksParams
+from .errors import ConfigError
 from .masks import Limits
 
 SinkKind = Literal["file", "stream", "pubsub", "spubsub", "legacy", "memory"]
@@ -25,6 +26,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VECTORTICKS_", env_file=".env",
                                       extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        """Raises :class:`~vectorticks.errors.ConfigError` naming each bad variable."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
 
     # Windows
     tick_batch_window_ms: int = Field(100, gt=0, description="window length in ms of receive time")
@@ -113,3 +121,21 @@ class Settings(BaseSettings):
         if self.dead_letter_stream and self.redis_url is None:
             raise ValueError("dead_letter_stream needs redis_url (VECTORTICKS_REDIS_URL)")
         return self
+
+
+_SECRET_FIELDS = frozenset({"redis_url"})
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, named by its environment variable; a secret's value is never
+    echoed (a Redis URL may hold a password)."""
+    problems = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if not field:
+            problems.append(message)
+            continue
+        shown = "" if field in _SECRET_FIELDS else f" (got {error['input']!r})"
+        problems.append(f"{field} (VECTORTICKS_{field.upper()}): {message}{shown}")
+    return "invalid settings: " + "; ".join(problems)
