@@ -80,6 +80,7 @@ _YEARS_PER_NS = 1.0 / _NS_PER_YEAR
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 _TRADE_PROBABILITY = 0.7   # share of derivative ticks that are trades
+_INDEX_TICKS_PER_S = 1.0   # NSE disseminates index values about once a second
 _BASIS_SD = 2e-4           # stationary sd of log(F / (S·e^{rT}))
 _BASIS_TAU_S = 60.0        # its mean-reversion time
 _SUB_STEP_NS = 5_000_000   # resolution of the index path inside an interval
@@ -125,6 +126,8 @@ class SyntheticMarket:
         Long-run mean ticks per second of market time, bursts included: outside bursts
         the rate is ``rate / (1 + (burst_factor - 1) · (1 - exp(-burst_probability ·
         burst_duration_s)))``, the last factor being the share of time spent in bursts.
+        Each index ticks about once a second outside bursts (as NSE disseminates index
+        values), whatever the rate; the derivatives share the rest.
     seed
         Seed of the ``numpy.random.Generator(PCG64(seed))`` behind every random choice:
         the same seed and the same sequence of :meth:`next_batch` calls give identical
@@ -216,7 +219,8 @@ class SyntheticMarket:
                      self._atm_vol, self._fwd_expiry_ns, self._basis, self._now,
                      self.interest_rate, fair)
         weight, self._liq = _activity(layout, np.exp(self._log_spot), self._atm_vol,
-                                      self._now)
+                                      self._now, _INDEX_TICKS_PER_S / self._quiet_rate
+                                      if self._quiet_rate > 0 else 0.0)
         self._alias_prob, self._alias_index = _alias_table(weight)
 
         # Per-instrument state carried from tick to tick (index rows are never read).
@@ -536,14 +540,17 @@ def _option_prefix(name: str, d: date, is_monthly: bool) -> str:
     return f"{name}{d.year % 100:02d}{_WEEKLY_MONTH_CODES[d.month - 1]}{d.day:02d}"
 
 
-def _activity(layout: _Layout, spot: np.ndarray, atm_vol: np.ndarray,
-              now_ns: int) -> tuple[np.ndarray, np.ndarray]:
+def _activity(layout: _Layout, spot: np.ndarray, atm_vol: np.ndarray, now_ns: int,
+              index_share: float) -> tuple[np.ndarray, np.ndarray]:
     """Relative tick rate of every instrument, and its liquidity in lots (depth and book
-    sizes scale with it). Indices 20, futures 40/10/4 by month, options up to ~3 at the
-    money of the nearest expiry, falling with standardised moneyness and expiry rank."""
+    sizes scale with it). Futures 40/10/4 by month, options up to ~3 at the money of the
+    nearest expiry, falling with standardised moneyness and expiry rank; each index gets
+    ``index_share`` of all ticks (at most 1/(2 · indices)): indices tick at a fixed pace,
+    whatever the rate of the derivatives. (At a derivative's pace an index would repeat
+    its level within one whole exchange second: an exact duplicate tick.)"""
     kind = layout.kind
     scale = np.array([ix.activity for ix in _INDICES])[layout.und]
-    weight = np.full(len(kind), 20.0)
+    weight = np.ones(len(kind))
     fut = kind == _FUTURE
     weight[fut] = np.array([40.0, 10.0, 4.0])[np.minimum(layout.month_rank[fut], 2)]
     opt = kind >= _CALL
@@ -552,8 +559,11 @@ def _activity(layout: _Layout, spot: np.ndarray, atm_vol: np.ndarray,
     u = layout.und[opt]
     x = np.log(layout.strike[opt] / spot[u]) / (atm_vol[u] * np.sqrt(t))
     weight[opt] = (0.05 + 3.0 * np.exp(-0.5 * x * x)) / (1.0 + 0.5 * layout.expiry_rank[opt])
-    weight[kind != _INDEX] *= scale[kind != _INDEX]
-    liq = 5.0 + 500.0 * weight
+    index = kind == _INDEX
+    weight[~index] *= scale[~index]
+    share = min(index_share, 0.5 / index.sum())
+    weight[index] = share * weight[~index].sum() / (1.0 - share * index.sum())
+    liq = 5.0 + 500.0 * weight  # (an index has no book: its liquidity is never read)
     return weight, liq
 
 

@@ -312,8 +312,8 @@ def test_mutated_frames_only_raise_frame_error(ticker, data):
 
 @pytest.fixture(scope="module")
 def market_batch():
-    market = SyntheticMarket(400, rate=20_000, seed=11)
-    return market.next_batch(market.now_ns + 200_000_000)
+    market = SyntheticMarket(400, rate=2_000, seed=11)  # 2 s: every index ticks
+    return market.next_batch(market.now_ns + 2_000_000_000)
 
 
 def test_encode_decode_round_trip_full(market_batch):
