@@ -5,12 +5,13 @@ codes (0 = the tick is good). A rejected tick carries that bitmask into the wind
 quarantine section; the set of codes is bounded (at most 32) and their bit values are part
 of the payload contract: a code, once published, keeps its bit.
 
-Everything runs in one Numba call (see :func:`tick_reasons`): a vectorized screen clears the
+A window runs in one Numba call (see :func:`tick_reasons`): a vectorized screen clears the
 ticks that surely break no stateless rule in a few operations per column (the rare others
 get the exact rules), a hash finds duplicate candidates that are then confirmed column by
-column, and the volume rule follows in arrival order. The rules as NumPy expressions over
-whole columns would cost about 65 ns per tick on a million ticks (every operation streams a
-fresh temporary through memory).
+column, and the volume rule follows in arrival order. A large window (65,536 ticks or
+more) is cut into parts, and each stage runs on them in threads, one per core. The rules
+as NumPy expressions over whole columns would cost about 65 ns per tick on a million
+ticks (every operation streams a fresh temporary through memory).
 :mod:`vectorticks.validate` states the same rules as pandera schemas, written
 independently, for notebooks, replays and tests. ``docs/validation.md`` documents each code
 with its defaults.
@@ -20,6 +21,9 @@ from __future__ import annotations
 
 import enum
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,8 +183,8 @@ def ist_day(exchange_ts: np.ndarray, received_ns: np.ndarray) -> np.ndarray:
 
 def tick_reasons(batch: TickBatch, rows: np.ndarray, kind: np.ndarray, last_price: np.ndarray,
                  volume_traded: np.ndarray, volume_day: np.ndarray,
-                 limits: Limits = _DEFAULT_LIMITS, *, day: np.ndarray | None = None
-                 ) -> np.ndarray:
+                 limits: Limits = _DEFAULT_LIMITS, *, day: np.ndarray | None = None,
+                 volume: bool = True) -> np.ndarray:
     """Reason bitmask of every tick (0 = good), in the order of ``batch``.
 
     Parameters
@@ -207,6 +211,9 @@ def tick_reasons(batch: TickBatch, rows: np.ndarray, kind: np.ndarray, last_pric
     day
         ``ist_day(batch.exchange_ts, batch.received_ns)`` when the caller has it already
         (``compute_window`` needs it too); computed here otherwise.
+    volume
+        ``False`` leaves VOLUME_DECREASE out (no tick gets it): for a caller that judges it
+        in its own per-instrument pass, as ``compute_window`` does.
 
     Returns
     -------
@@ -230,6 +237,16 @@ def tick_reasons(batch: TickBatch, rows: np.ndarray, kind: np.ndarray, last_pric
     for ticks of several IST days, or a duplicate that pass 1 judged as a valid volume:
     the volume rule in general. Expected O(n) time; about 24 bytes of scratch per tick
     plus 8 per registry row.
+
+    A window of 65,536 ticks or more, on a machine with several usable cores, is cut into
+    parts contiguous in arrival order, one to four per core, that threads (this one and a
+    pool's, one per core up to 8, started on first use) take one after the other: each
+    part takes pass 1 and the volume rule on one day from its own state, a sequential
+    step of O(parts · registry rows) joins the parts' volume states (a row's first volume
+    in a part below its earlier maximum is judged again), then the threads search groups
+    of the hash partitions, gathered from every part. Ticks of several IST days still take
+    the sequential pass 3. About 16 bytes of scratch per tick plus 16 per registry row and
+    part. The results are the same, bit for bit, for every input.
     """
     n = len(batch.instrument_token)
     rows = np.asarray(rows)
@@ -252,14 +269,25 @@ def tick_reasons(batch: TickBatch, rows: np.ndarray, kind: np.ndarray, last_pric
     elif len(day) != n:
         raise ValueError(f"day must have one entry per tick ({n}), got {len(day)}")
     b = batch
-    return _reasons_kernel(
-        rows if rows.dtype == np.int64 else rows.astype(np.int64), np.asarray(kind, np.int8),
-        np.asarray(last_price, np.float64), np.asarray(volume_traded, np.int64),
-        np.asarray(volume_day, np.int64), np.asarray(day, np.int64),
-        b.instrument_token, b.received_ns, b.exchange_ts, b.last_price, b.last_traded_quantity,
-        b.average_traded_price, b.volume_traded, b.total_buy_quantity, b.total_sell_quantity,
-        b.oi, b.prev_close, b.bid_price, b.bid_quantity, b.ask_price, b.ask_quantity,
-        _params(limits))
+    args = (_as(rows, _I64), _as(kind, _I8), _as(last_price, _F64), _as(volume_traded, _I64),
+            _as(volume_day, _I64), _as(day, _I64))
+    columns = (b.instrument_token, b.received_ns, b.exchange_ts, b.last_price,
+               b.last_traded_quantity, b.average_traded_price, b.volume_traded,
+               b.total_buy_quantity, b.total_sell_quantity, b.oi, b.prev_close, b.bid_price,
+               b.bid_quantity, b.ask_price, b.ask_quantity)
+    n_parts = min(_parts(n), n)
+    if n_parts > 1:
+        return _reasons_in_parts(n_parts, *args, columns, _params(limits), volume)
+    return _reasons_kernel(*args, *columns, _params(limits), volume)
+
+
+_I8, _I64, _F64 = np.dtype(np.int8), np.dtype(np.int64), np.dtype(np.float64)
+
+
+def _as(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``a`` as an array of ``dtype``; as it is when it already is one (a window's call
+    should not pay ~0.3 µs per ``np.asarray``)."""
+    return a if type(a) is np.ndarray and a.dtype is dtype else np.asarray(a, dtype)
 
 
 def _params(limits: Limits) -> tuple[float, float, float, float, float, int, int, int]:
@@ -514,6 +542,35 @@ def _quantities(ltq, vol, tbq, tsq, oi, bq, aq, quantity_mask, suspect, hashes):
         hashes[i] += _nh(v, _K6, b, _K7) + _nh(s, _K8, o, _K9) + _nh(x, _K10, y, _K11)
 
 
+@jit
+def _judge_chunk(lo, hi, rows, s_carry, s_kind, token, recv, ex, lp, ltq, vol, tbq, tsq, oi, pc,
+                 bid, bq, ask, aq, params, low_bits, reasons, h):
+    """Pass 1 on the ticks [lo, hi), their rows' carried price and kind gathered into
+    ``s_carry``/``s_kind`` (_row_loop): the screen, then the exact rules for its suspects,
+    into ``reasons[lo:hi]``; the hash into ``h``."""
+    max_price, f_carry, f_option_carry, f_close, f_option_close, max_q, skew_, lag_ = params
+    c = slice(lo, hi)
+    _price_time_book(rows[c], s_carry, s_kind, lp[c], pc[c], ex[c], recv[c], bid[c], ask[c],
+                     token[c], max_price, f_carry, f_option_carry, f_close, f_option_close,
+                     np.int64(lag_), np.int64(skew_), reasons[c], h)
+    _quantities(ltq[c], vol[c], tbq[c], tsq[c], oi[c], bq[c], aq[c], ~low_bits, reasons[c], h)
+    suspects = 0
+    for i in range(lo, hi):
+        suspects += reasons[i]
+    for i in range(lo, hi if suspects else lo):
+        if reasons[i]:
+            row = rows[i]
+            known = row >= 0
+            cp = s_carry[i - lo]
+            is_option = (s_kind[i - lo] >= _CALL) | (not known)
+            reasons[i] = _exact_rules(
+                known, is_option, cp if known & (cp > 0.0) & (cp < np.inf) else np.nan,
+                lp[i], pc[i], ltq[i], vol[i], tbq[i], tsq[i], oi[i], ex[i], recv[i],
+                bid[i], bq[i], ask[i], aq[i], max_price,
+                f_option_carry if is_option else f_carry,
+                f_option_close if is_option else f_close, _U(max_q), _U(skew_), _U(lag_))
+
+
 # -- pass 2: the duplicates and the volume rule on one day -----------------------------------
 
 
@@ -532,6 +589,22 @@ def _same_tick(i, k, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, as
             & (tbq[i] == tbq[k]) & (tsq[i] == tsq[k]) & (oi[i] == oi[k])
             & _same_float(pc[i], pc[k]) & _same_float(bid[i], bid[k]) & (bq[i] == bq[k])
             & _same_float(ask[i], ask[k]) & (aq[i] == aq[k]))
+
+
+@jit(inline="always")
+def _confirmed(pairs, q, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq):
+    """Whether pair q, (tick << 32 | earlier tick), of a hash search is a duplicate: the two
+    ticks are equal column by column, or, after a hash collision, the tick equals one of the
+    later ticks of the earlier one's hash (each stopped there, so it is among the earlier
+    pairs)."""
+    i = np.int64(pairs[q] >> _S32)
+    k = np.int64(pairs[q] & _LOW32)
+    same = _same_tick(i, k, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq)
+    for r in range(0 if same else q):
+        if (np.int64(pairs[r] & _LOW32) == k) & (not same):
+            same = _same_tick(i, np.int64(pairs[r] >> _S32), token, ex, lp, ltq, atp, vol, tbq,
+                              tsq, oi, pc, bid, bq, ask, aq)
+    return same
 
 
 @jit(inline="always")
@@ -669,9 +742,10 @@ def _volume_loop(rows, vol, day, state_volume, state_day, reasons):
 @jit
 def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
                     token, recv, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq,
-                    params):
-    """tick_reasons in one call (``day`` may be empty: not given)."""
-    max_price, f_carry, f_option_carry, f_close, f_option_close, max_q, skew_, lag_ = params
+                    params, volume):
+    """tick_reasons in one call (``day`` may be empty: not given; ``volume``: judge
+    VOLUME_DECREASE)."""
+    max_q = params[5]
     n = len(token)
     n_rows = len(kind)
     reasons = np.empty(n, np.uint32)
@@ -698,8 +772,8 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
     one_day = other_days == 0
     # The volume rule's state per row on one day: the last valid volume, at first the
     # carry's if of day d0 (else none).
-    state_volume = np.empty(n_rows, np.int64)
-    for r in range(n_rows):
+    state_volume = np.empty(n_rows if volume else 0, np.int64)
+    for r in range(len(state_volume)):
         state_volume[r] = carry_volume[r] if carry_day[r] == d0 else _MISSING
     # The quantity screen's bound: the largest 2**k - 1 ≤ max_quantity.
     low_bits = 0
@@ -733,32 +807,14 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
         # above the largest 2**k - 1 ≤ max_quantity, exchange and receive times of opposite
         # signs); the exact rules then judge the suspects.
         h = s_hash[: hi - lo] if p_bits else hashes[c]
-        _price_time_book(rows[c], s_carry, s_kind, lp[c], pc[c], ex[c], recv[c], bid[c], ask[c],
-                         token[c], max_price, f_carry, f_option_carry, f_close, f_option_close,
-                         np.int64(lag_), np.int64(skew_), reasons[c], h)
-        _quantities(ltq[c], vol[c], tbq[c], tsq[c], oi[c], bq[c], aq[c], ~low_bits, reasons[c],
-                    h)
-        suspects = 0
-        for i in range(lo, hi):
-            suspects += reasons[i]
-        for i in range(lo, hi if suspects else lo):
-            if reasons[i]:
-                row = rows[i]
-                known = row >= 0
-                cp = s_carry[i - lo]
-                is_option = (s_kind[i - lo] >= _CALL) | (not known)
-                reasons[i] = _exact_rules(
-                    known, is_option, cp if known & (cp > 0.0) & (cp < np.inf) else np.nan,
-                    lp[i], pc[i], ltq[i], vol[i], tbq[i], tsq[i], oi[i], ex[i], recv[i],
-                    bid[i], bq[i], ask[i], aq[i], max_price,
-                    f_option_carry if is_option else f_carry,
-                    f_option_close if is_option else f_close, _U(max_q), _U(skew_), _U(lag_))
+        _judge_chunk(lo, hi, rows, s_carry, s_kind, token, recv, ex, lp, ltq, vol, tbq, tsq, oi,
+                     pc, bid, bq, ask, aq, params, low_bits, reasons, h)
         if p_bits:
             # The partitioned search's entries, then the volume rule as if no tick were a
             # duplicate but those found already (pass 2 redoes it if one was).
             _entries(lo, h, entries[c], counts, p_shift, recent, token, ex, lp, ltq, atp, vol,
                      tbq, tsq, oi, pc, bid, bq, ask, aq, reasons)
-            if one_day:
+            if one_day & volume:
                 _one_day_volume(rows[c], vol[c], state_volume, reasons[c])
 
     # Pass 2: the hash matches, (tick, earlier tick) pairs; then each confirmed column by
@@ -769,7 +825,8 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
         while (1 << t_bits) < 4 * n:  # load ≤ 1/4
             t_bits += 1
         n_pairs = _matches_and_volume(hashes, np.zeros(1 << t_bits, np.uint16),
-                                      _U(64 - t_bits), rows, vol, state_volume, one_day,
+                                      _U(64 - t_bits), rows, vol, state_volume,
+                                      one_day & volume,
                                       reasons, pairs)
     else:
         # A stable partition of the entries by their top bits, then each partition's table.
@@ -803,15 +860,8 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
     revote = False  # the volume rule judged a tick by a wrong guess of its DUPLICATE bit
     for q in range(n_pairs):
         i = np.int64(pairs[q] >> _S32)
-        k = np.int64(pairs[q] & _LOW32)
-        same = _same_tick(i, k, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask,
+        same = _confirmed(pairs, q, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask,
                           aq)
-        # A hash collision: the later ticks of k's hash each stopped at k and are among the
-        # earlier pairs (or equal one of them); is one of them equal?
-        for r in range(0 if same else q):
-            if (np.int64(pairs[r] & _LOW32) == k) & (not same):
-                same = _same_tick(i, np.int64(pairs[r] >> _S32), token, ex, lp, ltq, atp, vol,
-                                  tbq, tsq, oi, pc, bid, bq, ask, aq)
         # One table marked its matches before the volume rule; with partitions, pass 1
         # judged their volumes as if they were no duplicates.
         bits = reasons[i] & ~_DUPLICATE
@@ -819,7 +869,7 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
             revote |= ((bits & ~_VOLUME_DECREASE) == 0) & (vol[i] != _MISSING)
         reasons[i] = bits | _flag(same, _DUPLICATE)
 
-    if not one_day or revote:
+    if volume & ((not one_day) | revote):
         # Pass 3, arrival order: the volume rule in general (several days), or again.
         if not len(day):
             day = np.empty(n, np.int64)
@@ -828,6 +878,392 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
             reasons[i] &= ~_VOLUME_DECREASE
         _volume_loop(rows, vol, day, carry_volume.copy(), carry_day.copy(), reasons)
     return reasons
+
+
+# -- large windows: parts on several cores ------------------------------------------------
+#
+# A window of _PARALLEL_TICKS ticks or more is cut into contiguous parts in arrival order
+# (_parts), and each stage runs on them in Python threads, one per usable core, each
+# taking the next part as it ends one (_on_cores; every kernel releases the GIL, and the
+# work splits evenly: two halves of a million ticks take half the time of the whole on two
+# cores). A (_judge_part): a part's pass 1 as _reasons_kernel does it (recent-hash cache
+# included), its volume rule on one day from its own state, and its entries partitioned
+# by hash. Then, sequentially and in O(parts · registry rows), the seams of the volume
+# rule (_volume_seams). C (_search): groups of partitions, as many as parts, each
+# partition gathered from every part and searched. A duplicate that pass 1 judged as a
+# valid volume has the parts judge their volumes again; ticks of several IST days take
+# pass 3 as in _reasons_kernel.
+
+
+@jit
+def _judge_part(lo, hi, from_carry, day, rows, kind, carry_price, carry_volume, carry_day,
+                token, recv, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq,
+                params, volume, p_bits, entries, part, starts, state_volume, first_volume,
+                reasons):
+    """Stage A over the ticks [lo, hi) of a large window: pass 1 of _reasons_kernel (the
+    stateless rules, the hash, the recent-hash cache, the entries of the partitioned search
+    in ``entries[lo:hi]``) and the volume rule on one day from this part's own state (the
+    carry's if ``from_carry``, else none: see _part_volume, _volume_seams); then the part's
+    entries into ``part`` from ``lo`` on, partition b at ``starts[b]:starts[b + 1]``
+    (_scatter). Returns the number of rows past the registry in [lo - _RECENT, hi) (then
+    nothing else is done) and of ticks on another IST day than the window's first (then
+    the volume rule is left to pass 3)."""
+    max_price, f_carry, f_option_carry, f_close, f_option_close, max_q, skew_, lag_ = params
+    n_rows = len(kind)
+    w_lo = max(lo - _RECENT, 0)  # the ticks that warm the recent-hash cache (see below)
+    part_rows = rows[w_lo:hi]
+    past = 0
+    for i in range(len(part_rows)):
+        past += part_rows[i] >= n_rows
+    if past:
+        return past, 0
+    other_days = 0
+    d0 = _first_day(day, ex, recv)
+    if len(day):
+        part_day = day[lo:hi]
+        for i in range(len(part_day)):
+            other_days += part_day[i] != d0
+    else:
+        lo_t, hi_t = _day_span(d0)
+        part_ex = ex[lo:hi]
+        part_recv = recv[lo:hi]
+        for i in range(len(part_ex)):
+            t = part_ex[i] if part_ex[i] != _MISSING else part_recv[i]
+            other_days += (t < lo_t) | (t >= hi_t)
+    one_day = other_days == 0
+    _start_volume(from_carry, carry_volume, carry_day, d0, state_volume, first_volume)
+    low_bits = 0
+    while low_bits <= (max_q - 1) // 2:
+        low_bits = low_bits * 2 + 1
+    p_shift = _U(64 - p_bits)
+    counts = np.zeros((1 << p_bits) + 1, np.int64)
+    recent = np.zeros(2 * _RECENT, np.uint64)
+    chunk = min(max(hi - lo, lo - w_lo), _CHUNK)
+    s_carry = np.empty(chunk, np.float64)
+    s_kind = np.empty(chunk, np.int64)
+    s_hash = np.empty(chunk, np.uint64)
+    # The recent-hash cache starts with the hashes of the _RECENT ticks before the part, as
+    # if the part went on from them: a repeat of one of them would otherwise be found in
+    # stage C, and if its volume had been judged, every part would judge its volumes again.
+    c = slice(w_lo, lo)
+    h = s_hash[: lo - w_lo]
+    suspect = np.empty(lo - w_lo, np.uint32)
+    _row_loop(rows[c], kind, carry_price, s_carry, s_kind)
+    _price_time_book(rows[c], s_carry, s_kind, lp[c], pc[c], ex[c], recv[c], bid[c], ask[c],
+                     token[c], max_price, f_carry, f_option_carry, f_close, f_option_close,
+                     np.int64(lag_), np.int64(skew_), suspect, h)
+    _quantities(ltq[c], vol[c], tbq[c], tsq[c], oi[c], bq[c], aq[c], ~low_bits, suspect, h)
+    r_shift = _U(64 - np.int64(np.log2(_RECENT)))
+    for k in range(lo - w_lo):
+        slot = np.int64((h[k] * _MIX) >> r_shift) * 2
+        recent[slot] = h[k]
+        recent[slot + 1] = _U(w_lo + k)
+    for c_lo in range(lo, hi, _CHUNK):
+        c_hi = min(c_lo + _CHUNK, hi)
+        c = slice(c_lo, c_hi)
+        h = s_hash[: c_hi - c_lo]
+        _row_loop(rows[c], kind, carry_price, s_carry, s_kind)
+        _judge_chunk(c_lo, c_hi, rows, s_carry, s_kind, token, recv, ex, lp, ltq, vol, tbq, tsq,
+                     oi, pc, bid, bq, ask, aq, params, low_bits, reasons, h)
+        _entries(c_lo, h, entries[c], counts, p_shift, recent, token, ex, lp, ltq, atp, vol,
+                 tbq, tsq, oi, pc, bid, bq, ask, aq, reasons)
+        if one_day & volume:
+            _part_volume(rows[c], vol[c], state_volume, first_volume, reasons[c])
+    starts[0] = lo
+    for b in range(1 << p_bits):
+        starts[b + 1] = starts[b] + counts[b + 1]
+    _scatter(entries[lo:hi], p_bits, starts[:-1].copy(), part)
+    return 0, other_days
+
+
+@jit(inline="always")
+def _first_day(day, ex, recv):
+    """The IST day of a window's first tick (``day`` may be empty: not given)."""
+    return day[0] if len(day) else _exact_day(ex[0] if ex[0] != _MISSING else recv[0])
+
+
+@jit
+def _start_volume(from_carry, carry_volume, carry_day, d0, state_volume, first_volume):
+    """A part's state of the volume rule on day d0 before its first tick: the carry's (if
+    ``from_carry``: the first part) or none."""
+    for r in range(len(state_volume)):
+        state_volume[r] = carry_volume[r] if from_carry & (carry_day[r] == d0) else _MISSING
+        first_volume[r] = _MISSING
+
+
+@jit
+def _part_volume(rows, vol, state_volume, first_volume, reasons):
+    """The volume rule on one IST day over a chunk of a part (see _judge_volume), keeping
+    also each row's first judged volume while the row's state is none (MISSING_INT): what
+    _volume_seams needs."""
+    for i in range(len(reasons)):
+        bits = reasons[i]
+        w = vol[i] if bits == 0 else _MISSING
+        at = max(rows[i], 0)
+        if (state_volume[at] == _MISSING) & (w != _MISSING):
+            first_volume[at] = w
+        reasons[i] = _judge_volume(bits, vol[i], at, state_volume)
+
+
+@jit
+def _volume_seams(bounds, state_volume, first_volume, rows, vol, reasons):
+    """The volume rule across the parts of a large window (``bounds``: their first ticks,
+    and the end). The state of a row is the running maximum of its judged volumes (a
+    decrease leaves it as it was), so part k > 0, which started from none, judged each
+    volume against the maximum within the part, and the true state also holds ``before``,
+    the maximum over the earlier parts and the carry: a tick decreased iff its volume is
+    below either. Nothing changes unless a row's first judged volume in part k is below
+    ``before``; then each of its judged volumes in part k below ``before`` decreased too
+    (a scan of the part)."""
+    n_rows = state_volume.shape[1]
+    before = state_volume[0].copy()
+    threshold = np.empty(n_rows, np.int64)
+    for k in range(1, len(bounds) - 1):
+        fixes = 0
+        for r in range(n_rows):
+            first = first_volume[k, r]
+            fix = (first != _MISSING) & (first < before[r])
+            threshold[r] = before[r] if fix else _MISSING
+            fixes += fix
+            before[r] = max(before[r], state_volume[k, r])
+        for i in range(bounds[k], bounds[k + 1] if fixes else bounds[k]):
+            bits = reasons[i]
+            v = vol[i]
+            decrease = ((bits & ~_VOLUME_DECREASE) == 0) & (v != _MISSING) & (
+                v < threshold[max(rows[i], 0)])
+            reasons[i] = bits | _flag(decrease, _VOLUME_DECREASE)
+
+
+@jit
+def _scatter(entries, p_bits, cursor, part):
+    """A part's entries into their partitions (their top ``p_bits``), from ``cursor`` of
+    each, in arrival order; holes are left out. (About 6 ns an entry here, with 2 as with
+    256 partitions: not a matter of write streams.)"""
+    p_shift = _U(64 - p_bits)
+    for i in range(len(entries)):
+        e = entries[i]
+        if e != _HOLE:
+            b = np.int64(e >> p_shift)
+            part[cursor[b]] = e
+            cursor[b] += 1
+
+
+@jit
+def _groups(starts, n_groups):
+    """Bounds of ``n_groups`` ranges of partitions with about as many entries each (the
+    partition b of part k is ``starts[k, b]:starts[k, b + 1]``)."""
+    n_buckets = starts.shape[1] - 1
+    size = np.zeros(n_buckets + 1, np.int64)
+    for k in range(starts.shape[0]):
+        for b in range(n_buckets):
+            size[b + 1] += starts[k, b + 1] - starts[k, b]
+    for b in range(n_buckets):
+        size[b + 1] += size[b]
+    bounds = np.empty(n_groups + 1, np.int64)
+    b = 0
+    for g in range(n_groups):
+        while size[b] * n_groups < size[n_buckets] * g:
+            b += 1
+        bounds[g] = b
+    bounds[n_groups] = n_buckets
+    return bounds
+
+
+@jit
+def _search(part, starts, b0, b1, p_bits, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid,
+            bq, ask, aq, reasons):
+    """Stage C: each partition b0 ≤ b < b1 gathered from every part (arrival order) and
+    searched for hash matches (_partition_matches), then each match confirmed column by
+    column (_confirm). Returns whether a confirmed duplicate had been judged as a valid
+    volume (the volumes must then be judged again)."""
+    n_parts = starts.shape[0]
+    largest = 0
+    total = 0
+    for b in range(b0, b1):
+        m = 0
+        for k in range(n_parts):
+            m += starts[k, b + 1] - starts[k, b]
+        largest = max(largest, m)
+        total += m
+    bucket = np.empty(largest, np.uint64)
+    pairs = np.empty(total, np.uint64)
+    size = 4
+    while size < 4 * largest:
+        size *= 2
+    table16 = np.empty(size if largest < 2**16 else 0, np.uint16)
+    table32 = np.empty(0 if largest < 2**16 else size, np.uint32)
+    n_pairs = 0
+    for b in range(b0, b1):
+        m = 0
+        for k in range(n_parts):
+            segment = part[starts[k, b]:starts[k, b + 1]]
+            bucket[m:m + len(segment)] = segment
+            m += len(segment)
+        if largest < 2**16:
+            n_pairs = _partition_matches(bucket[:m], p_bits, table16, pairs, n_pairs)
+        else:
+            n_pairs = _partition_matches(bucket[:m], p_bits, table32, pairs, n_pairs)
+    return _confirm(pairs[:n_pairs], token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq,
+                    ask, aq, reasons)
+
+
+@jit
+def _confirm(pairs, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq,
+             reasons):
+    """Each (tick << 32 | earlier tick) pair of a partitioned search compared column by
+    column, as in _reasons_kernel; a confirmed one is a DUPLICATE. Returns whether one had
+    been judged as a valid volume."""
+    revote = False
+    for q in range(len(pairs)):
+        i = np.int64(pairs[q] >> _S32)
+        if _confirmed(pairs, q, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask,
+                      aq):
+            bits = reasons[i]
+            revote |= ((bits & ~_VOLUME_DECREASE) == 0) & (vol[i] != _MISSING)
+            reasons[i] = bits | _DUPLICATE
+    return revote
+
+
+@jit
+def _revote_part(lo, hi, from_carry, day, ex, recv, rows, vol, carry_volume, carry_day,
+                 state_volume, first_volume, reasons):
+    """The volume rule on one day over the part [lo, hi) again, as stage A judged it but
+    with every DUPLICATE known (_volume_seams follows)."""
+    _start_volume(from_carry, carry_volume, carry_day, _first_day(day, ex, recv),
+                  state_volume, first_volume)
+    part = reasons[lo:hi]
+    for i in range(len(part)):
+        part[i] &= ~_VOLUME_DECREASE
+    _part_volume(rows[lo:hi], vol[lo:hi], state_volume, first_volume, part)
+
+
+@jit
+def _several_days_volume(rows, vol, day, ex, recv, carry_volume, carry_day, reasons):
+    """Pass 3 of a large window of several IST days: the volume rule in general, in
+    arrival order (see _volume_loop)."""
+    if not len(day):
+        day = np.empty(len(reasons), np.int64)
+        _ist_day_kernel(ex, recv, day)
+    for i in range(len(reasons)):
+        reasons[i] &= ~_VOLUME_DECREASE
+    _volume_loop(rows, vol, day, carry_volume.copy(), carry_day.copy(), reasons)
+
+
+def _reasons_in_parts(n_parts, rows, kind, carry_price, carry_volume, carry_day, day, columns,
+                      params, volume):
+    """tick_reasons of a large window in ``n_parts`` parts on the threads of _on_cores (see
+    the stages above; ``columns`` are the batch's in TICK_COLUMNS order)."""
+    n = len(rows)
+    token, recv, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq = columns
+    p_bits = 1
+    while (_BUCKET_TICKS << p_bits) < n:
+        p_bits += 1
+    bounds = np.array([n * k // n_parts for k in range(n_parts + 1)], np.int64)
+    reasons = np.empty(n, np.uint32)
+    entries = np.empty(n, np.uint64)
+    part = np.empty(n, np.uint64)
+    starts = np.empty((n_parts, (1 << p_bits) + 1), np.int64)
+    state_volume = np.empty((n_parts, len(kind)), np.int64)
+    first_volume = np.empty((n_parts, len(kind)), np.int64)
+    judged = _on_cores(_judge_part, [
+        (bounds[k], bounds[k + 1], k == 0, day, rows, kind, carry_price, carry_volume,
+         carry_day, *columns, params, volume, p_bits, entries, part, starts[k],
+         state_volume[k], first_volume[k], reasons) for k in range(n_parts)])
+    if any(past for past, _ in judged):
+        raise ValueError("rows must be below the registry's length")
+    one_day = not any(other_days for _, other_days in judged)
+    if one_day and volume:
+        _volume_seams(bounds, state_volume, first_volume, rows, vol, reasons)
+    groups = _groups(starts, n_parts)
+    revotes = _on_cores(_search, [(part, starts, groups[g], groups[g + 1], p_bits, token, ex,
+                                   lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq,
+                                   reasons) for g in range(n_parts)])
+    if not volume:
+        return reasons
+    if not one_day:
+        _several_days_volume(rows, vol, day, ex, recv, carry_volume, carry_day, reasons)
+    elif any(revotes):
+        _on_cores(_revote_part, [
+            (bounds[k], bounds[k + 1], k == 0, day, ex, recv, rows, vol, carry_volume,
+             carry_day, state_volume[k], first_volume[k], reasons) for k in range(n_parts)])
+        _volume_seams(bounds, state_volume, first_volume, rows, vol, reasons)
+    return reasons
+
+
+# Windows of this many ticks or more are cut into parts. A large window pays ~0.25 ms for
+# its hand-offs to the pool's threads (waking an idle core takes up to 0.1 ms here) and
+# each part hashes 4,096 ticks more; from about 32,768 ticks on, two cores take less time
+# than one (at 65,536 ticks, 20 ns per tick instead of 24).
+_PARALLEL_TICKS = 2**16
+_PART_TICKS = 2**16  # ticks that each of several parts per thread keeps at least
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_THREADS = min(_usable_cores(), 8)  # threads on a large window: the caller's and the pool's
+_POOL: ThreadPoolExecutor | None = None  # _THREADS - 1 threads, made by the first large window
+_POOL_LOCK = threading.Lock()
+
+
+def _parts(n: int) -> int:
+    """Parts of a window of ``n`` ticks: one below _PARALLEL_TICKS or on one core, else one
+    per thread, or up to four while each keeps _PART_TICKS ticks. More parts than threads
+    even out the threads' times, each thread taking the next part as it ends one: with
+    another process on one of two cores, a million ticks took 26-27 ns per tick in 8
+    parts, 31-34 in 2 (the same on idle cores)."""
+    if n < _PARALLEL_TICKS or _THREADS < 2:
+        return 1
+    return _THREADS * min(4, max(1, n // (_THREADS * _PART_TICKS)))
+
+
+def _on_cores(fn, calls):
+    """``[fn(*args) for args in calls]`` on up to _THREADS threads at once, this one and the
+    pool's, each taking the next call as it ends one. Every call has ended when it returns
+    or raises (the first exception in call order)."""
+    global _POOL
+    outcomes = [None] * len(calls)
+    errors = {}
+    order = iter(range(len(calls)))
+    lock = threading.Lock()
+
+    def take_calls():
+        while True:
+            with lock:
+                k = next(order, None)
+            if k is None:
+                return
+            try:
+                outcomes[k] = fn(*calls[k])
+            except BaseException as e:
+                errors[k] = e
+
+    helpers = min(_THREADS, len(calls)) - 1
+    if helpers > 0 and _POOL is None:
+        with _POOL_LOCK:
+            if _POOL is None:
+                _POOL = ThreadPoolExecutor(_THREADS - 1, "vectorticks-masks")
+    futures = [_POOL.submit(take_calls) for _ in range(helpers)]
+    take_calls()
+    for f in futures:
+        f.result()
+    if errors:
+        raise errors[min(errors)]
+    return outcomes
+
+
+def _forget_pool() -> None:
+    """A forked child has none of its parent's threads: a new pool when it needs one."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def reason_counts(reasons: np.ndarray) -> dict[str, int]:

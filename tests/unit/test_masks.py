@@ -1,9 +1,11 @@
-"""tick_reasons: every rule on both sides of its bound, rules combined, reason counts."""
+"""tick_reasons: every rule on both sides of its bound, rules combined, reason counts, and a
+large window cut into parts on several cores."""
 
 import numpy as np
 import pytest
 from small_registry import CE, FUT, NIFTY, PE, STOCK, small_registry
 
+import vectorticks.masks as masks
 from vectorticks.columns import MISSING_INT, TickBatch
 from vectorticks.errors import ConfigError
 from vectorticks.masks import (
@@ -16,6 +18,7 @@ from vectorticks.masks import (
     reason_counts,
     tick_reasons,
 )
+from vectorticks.sources import SyntheticMarket
 
 UNKNOWN = 999
 S = 1_000_000_000
@@ -487,3 +490,169 @@ def test_empty_registry_makes_every_tick_unknown():
     np.testing.assert_array_equal(got, [Reason.UNKNOWN_INSTRUMENT] * 2)
     with pytest.raises(ValueError, match="registry"):
         tick_reasons(batch, np.array([0, -1]), *empty)
+
+
+# -- large windows: parts on several cores --------------------------------------------------
+
+
+@pytest.fixture(params=[1, 3], ids=["one call", "3 parts"])
+def parts(request, monkeypatch):
+    """Every window in one kernel call, or cut into three parts however few its ticks (they
+    then run as a large window's, on the pool's threads where there are several cores)."""
+    monkeypatch.setattr(masks, "_parts", lambda n: request.param)
+    return request.param
+
+
+def test_duplicates_across_parts(registry, parts):
+    # Two ticks per part: each repeat's twin is in an earlier part, an unknown token's too.
+    got = reasons(registry, instrument_token=[FUT, UNKNOWN, CE, FUT, UNKNOWN, CE],
+                  volume_traded=[10, 5, 7, 10, 5, 8], last_price=[100, 1, 5, 100, 1, 5])
+    d, u = Reason.DUPLICATE, Reason.UNKNOWN_INSTRUMENT
+    np.testing.assert_array_equal(got, [0, u, 0, d, u | d, 0])
+
+
+def test_far_duplicates_across_parts(registry, parts):
+    # Each tick three times, 30,000 ticks apart (one part each): the partitioned search
+    # finds the repeats.
+    n = 30_000
+    idx = np.tile(np.arange(n), 3)
+    got = reasons(registry, instrument_token=np.full(3 * n, UNKNOWN), volume_traded=idx,
+                  oi=idx % 7, received_ns=T0 + np.arange(3 * n))
+    dup = (got & np.uint32(Reason.DUPLICATE)) != 0
+    np.testing.assert_array_equal(dup, np.arange(3 * n) >= n)
+
+
+@pytest.mark.parametrize("n_filler", [0, 30_000])
+def test_a_duplicate_in_a_later_part_is_not_judged_by_the_volume_rule(registry, parts,
+                                                                     n_filler):
+    # A, B, then n_filler ticks of an unknown instrument, then A' (a repeat of A, in the
+    # last part) and C: A' is only a duplicate, C is compared with B. With the filler, A'
+    # is found by the partitioned search after the parts judged its volume: they judge
+    # their volumes again.
+    head = dict(instrument_token=[FUT, FUT], volume_traded=[100, 200],
+                last_traded_quantity=[1, 2])
+    filler = dict(instrument_token=np.full(n_filler, UNKNOWN),
+                  volume_traded=np.arange(n_filler), last_traded_quantity=np.full(n_filler, 5))
+    tail = dict(instrument_token=[FUT, FUT], volume_traded=[100, 150],
+                last_traded_quantity=[1, 3])
+    cols = {c: np.concatenate([head[c], filler[c], tail[c]]) for c in head}
+    got = reasons(registry, **cols)
+    np.testing.assert_array_equal(got[[0, 1, -2, -1]],
+                                  [0, 0, Reason.DUPLICATE, Reason.VOLUME_DECREASE])
+
+
+def test_volume_decreases_across_parts(registry, parts):
+    # Parts [100, 500] [300, 400] [600, 550]: 300 and 400 are below 500 of the first part
+    # (400 is above 300, the maximum of its own part); 550 is below 600.
+    got = reasons(registry, instrument_token=[FUT] * 6,
+                  volume_traded=[100, 500, 300, 400, 600, 550])
+    v = Reason.VOLUME_DECREASE
+    np.testing.assert_array_equal(got, [0, 0, v, v, 0, v])
+
+
+def test_volume_decreases_against_the_carry_in_later_parts(registry, parts):
+    # FUT's carry (1,000, today) holds in every part: a decrease is no tick's "previous
+    # valid" volume, nor is a tick with another reason (the NaN price). STOCK's carry is of
+    # yesterday: its first tick sets the state.
+    carry_volume = per_row(registry, MISSING_INT, {FUT: 1000, STOCK: 1000})
+    carry_day = per_row(registry, MISSING_INT, {FUT: DAY, STOCK: DAY - 1})
+    got = reasons(registry, carry_volume=carry_volume, carry_day=carry_day,
+                  instrument_token=[FUT, STOCK, FUT, FUT, STOCK, FUT],
+                  volume_traded=[900, 5, 2000, 950, 4, 1500],
+                  last_price=[100.0, 100.0, np.nan, 100.0, 100.0, 100.0])
+    v = Reason.VOLUME_DECREASE
+    np.testing.assert_array_equal(got, [v, 0, Reason.NON_FINITE_PRICE, v, v, 0])
+
+
+def test_volume_rule_left_out(registry, parts):
+    # Several days and a duplicate that pass 3 would judge again: no tick gets the bit,
+    # every other bit stays.
+    midnight = (DAY + 1) * NS_PER_DAY - IST_OFFSET_NS
+    ex = midnight + np.array([-2, -1, 1, 2, 3, 4]) * S
+    cols = dict(instrument_token=[FUT] * 6, exchange_ts=ex, received_ns=ex + 1,
+                volume_traded=[1000, 900, 5, 3, 5, 6], last_traded_quantity=[1, 1, 1, 1, 1, 2])
+    cols["exchange_ts"][4] = ex[2]
+    cols["received_ns"][4] = ex[2] + 9
+    full = reasons(registry, **cols)
+    v, d = Reason.VOLUME_DECREASE, Reason.DUPLICATE
+    np.testing.assert_array_equal(full, [0, v, 0, v, d, 0])
+    batch = TickBatch.from_columns(**{**dict(last_price=100.0, oi=500, bid_price=99.95,
+                                             ask_price=100.05, bid_quantity=75,
+                                             ask_quantity=75, total_buy_quantity=10,
+                                             total_sell_quantity=10), **cols})
+    m = len(registry)
+    got = tick_reasons(batch, registry.rows_of(batch.instrument_token), registry.kind,
+                       np.full(m, np.nan), np.full(m, MISSING_INT), np.full(m, MISSING_INT),
+                       volume=False)
+    np.testing.assert_array_equal(got, [0, 0, 0, 0, d, 0])
+
+
+def test_volume_resets_on_a_new_ist_day_across_parts(registry, parts):
+    midnight = (DAY + 1) * NS_PER_DAY - IST_OFFSET_NS
+    ex = midnight + np.arange(-2, 4) * S
+    got = reasons(registry, instrument_token=[FUT] * 6, exchange_ts=ex, received_ns=ex + 1,
+                  volume_traded=[1000, 1200, 5, 3, 7, 6])
+    v = Reason.VOLUME_DECREASE
+    np.testing.assert_array_equal(got, [0, 0, 0, v, 0, v])
+
+
+def test_rows_past_the_registry(registry, parts):
+    batch = TickBatch.from_columns(instrument_token=[FUT] * 7, received_ns=T0)
+    m = len(registry)
+    carry = (np.full(m, np.nan), np.full(m, MISSING_INT), np.full(m, MISSING_INT))
+    with pytest.raises(ValueError, match="registry"):
+        tick_reasons(batch, np.array([0, 1, 2, 3, 4, 5, m]), registry.kind, *carry)
+
+
+def test_an_error_in_a_thread_reaches_the_caller_after_every_call():
+    ended = []
+
+    def work(k):
+        ended.append(k)
+        if k:
+            raise KeyError(k)
+        return k
+
+    with pytest.raises(KeyError, match="1"):
+        masks._on_cores(work, [(0,), (1,), (2,)])
+    assert sorted(ended) == [0, 1, 2]
+    assert masks._on_cores(lambda k: 2 * k, [(1,), (2,), (3,)]) == [2, 4, 6]
+
+
+@pytest.mark.parametrize("n_parts", [2, 7])
+def test_parts_equal_one_call_on_the_synthetic_market(monkeypatch, n_parts):
+    market = SyntheticMarket(500, rate=200_000.0, seed=3, burst_probability=0)
+    batch = market.next_batch(market.now_ns + 500_000_000)
+    registry = market.registry
+    m = len(registry)
+    rng = np.random.default_rng(n_parts)
+    # Repeats of earlier ticks, near and far (then mostly in another part).
+    n = len(batch)
+    src = rng.integers(0, n - 1, 2000)
+    dst = np.minimum(src + np.where(rng.random(2000) < 0.5, 3, n // 2), n - 1)
+    columns = {name: a.copy() for name, a in batch}
+    for name, a in columns.items():
+        if name != "received_ns":
+            a[dst] = a[src]
+    batch = TickBatch(**columns)
+    rows = registry.rows_of(batch.instrument_token)
+    # Carries of today that some first ticks are below, prices that some ticks jump from.
+    first = np.unique(rows, return_index=True)[1]
+    carry_volume = np.full(m, MISSING_INT)
+    carry_volume[rows[first]] = batch.volume_traded[first] + rng.integers(-50, 50, len(first))
+    carry_day = np.full(m, ist_day(batch.exchange_ts[:1], batch.received_ns[:1])[0])
+    carry_price = np.where(rng.random(m) < 0.5, np.nan, 1.0)
+    args = (batch, rows, registry.kind, carry_price, carry_volume, carry_day)
+    monkeypatch.setattr(masks, "_parts", lambda n: 1)
+    one = tick_reasons(*args)
+    monkeypatch.setattr(masks, "_parts", lambda n: n_parts)
+    np.testing.assert_array_equal(tick_reasons(*args), one)
+    counts = reason_counts(one)
+    assert counts["DUPLICATE"] and counts["VOLUME_DECREASE"] and counts["PRICE_JUMP"]
+    # Without the volume rule: the same bits but VOLUME_DECREASE, in one call or in parts
+    # (compute_window judges it in its own per-instrument pass).
+    without = one & ~np.uint32(Reason.VOLUME_DECREASE)
+    np.testing.assert_array_equal(tick_reasons(*args, volume=False), without)
+    monkeypatch.setattr(masks, "_parts", lambda n: 1)
+    np.testing.assert_array_equal(tick_reasons(*args, volume=False), without)
+
