@@ -107,12 +107,15 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
     rows = registry.rows_of(batch.instrument_token)
     day = ist_day(batch.exchange_ts, batch.received_ns)  # for the volume rule and the carry
     if validation is None:
-        reasons = np.where(rows < 0, np.uint32(Reason.UNKNOWN_INSTRUMENT), np.uint32(0))
+        # UNKNOWN_INSTRUMENT is bit 0, so this is the reason bits (3x np.where's speed).
+        reasons = (rows < 0).astype(np.uint32)
     else:
+        # VOLUME_DECREASE is judged below, in the per-instrument pass that follows each
+        # instrument's volume anyway (tick_reasons would keep a state per row for it).
         reasons = tick_reasons(batch, rows, registry.kind, carry.last_price,
-                               carry.volume_traded, carry.volume_day, validation, day=day)
+                               carry.volume_traded, carry.volume_day, validation, day=day,
+                               volume=False)
     bad = reasons != 0
-    quarantine = _quarantine(batch, bad, reasons)
     good_rows = np.where(bad, -1, rows)
 
     order, starts = _group_order(good_rows, len(registry))
@@ -122,13 +125,19 @@ def compute_window(batch: TickBatch, registry: InstrumentRegistry, carry: Carry,
     new_price = carry.last_price.copy()
     new_day = carry.volume_day.copy()
     g = _Groups(len(starts))
-    _group_kernel(order, starts, sorted_rows, batch.last_price, batch.volume_traded, batch.oi,
-                  batch.received_ns, day, batch.bid_price, batch.bid_quantity,
-                  batch.ask_price, batch.ask_quantity, new_volume, new_price, new_day,
-                  g.open, g.high, g.low, g.close, g.volume, g.volume_traded, g.count, g.oi,
-                  g.first_ns, g.last_ns, g.bid, g.bid_qty, g.ask, g.ask_qty)
-
+    decreases = _group_kernel(
+        order, starts, sorted_rows, validation is not None, reasons, batch.last_price,
+        batch.volume_traded, batch.oi, batch.received_ns, day, batch.bid_price,
+        batch.bid_quantity, batch.ask_price, batch.ask_quantity, new_volume, new_price,
+        new_day, g.open, g.high, g.low, g.close, g.volume, g.volume_traded, g.count, g.oi,
+        g.first_ns, g.last_ns, g.bid, g.bid_qty, g.ask, g.ask_qty)
     group_rows = sorted_rows[starts]
+    if decreases:
+        bad = reasons != 0
+        if not g.count.all():  # every tick of an instrument was a volume decrease
+            group_rows = g.keep(g.count > 0, group_rows)
+    quarantine = _quarantine(batch, bad, reasons)
+
     is_option = registry.kind[group_rows] >= Kind.CALL
     bars = _bars(registry, group_rows, g, ~is_option)
     options = _options(registry, group_rows, g, is_option)
@@ -161,6 +170,12 @@ class _Groups:
         self.bid_qty = np.empty(n, np.int64)
         self.ask = np.empty(n, np.float64)
         self.ask_qty = np.empty(n, np.int64)
+
+    def keep(self, selected: np.ndarray, group_rows: np.ndarray) -> np.ndarray:
+        """Keep only the ``selected`` groups (in place); returns their rows."""
+        for name, values in vars(self).items():
+            setattr(self, name, values[selected])
+        return group_rows[selected]
 
 
 @jit
@@ -195,18 +210,27 @@ def _group_order(rows, n_rows):
     return order, starts
 
 
+_VOLUME_DECREASE = np.uint32(Reason.VOLUME_DECREASE)
+
+
 @jit
-def _group_kernel(order, starts, sorted_rows, price, cum_volume, oi, received, day, bid,
-                  bid_qty, ask, ask_qty, carry_volume, carry_price, carry_day,
-                  o_open, o_high, o_low, o_close, o_volume, o_volume_traded, o_count, o_oi,
-                  o_first, o_last, o_bid, o_bid_qty, o_ask, o_ask_qty):
+def _group_kernel(order, starts, sorted_rows, judge_volume, reasons, price, cum_volume, oi,
+                  received, day, bid, bid_qty, ask, ask_qty, carry_volume, carry_price,
+                  carry_day, o_open, o_high, o_low, o_close, o_volume, o_volume_traded,
+                  o_count, o_oi, o_first, o_last, o_bid, o_bid_qty, o_ask, o_ask_qty):
     """One pass over the ticks grouped by instrument (``order`` sorts them, ``starts`` marks
     each group's first position). Missing values are skipped: the last *present* value wins.
     Window volume sums the increments of cumulative ``volume_traded`` against the carry; a
     decrease means the day's counter restarted, so the new value is itself the increment.
+
+    With ``judge_volume``, a volume below the previous valid one of the same IST day (the
+    carry's, then the last counted tick's) is the rule VOLUME_DECREASE of
+    :mod:`vectorticks.masks`: the tick gets that bit in ``reasons`` and is not counted (a
+    group may then count no tick). Returns the number of such ticks.
     """
     missing = np.iinfo(np.int64).min
     n = len(order)
+    decreases = 0
     for g in range(len(starts)):
         lo = starts[g]
         hi = starts[g + 1] if g + 1 < len(starts) else n
@@ -223,8 +247,22 @@ def _group_kernel(order, starts, sorted_rows, price, cum_volume, oi, received, d
         a = np.nan
         aq = missing
         prev_cum = carry_volume[row]
+        prev_day = carry_day[row]
+        count = 0
+        first_ns = 0
+        last_ns = 0
         for k in range(lo, hi):
             i = order[k]
+            v = cum_volume[i]
+            # (v < prev_cum first: rarely true, so one predictable branch per tick)
+            if v < prev_cum and judge_volume and v != missing and prev_day == day[i]:
+                reasons[i] |= _VOLUME_DECREASE
+                decreases += 1
+                continue
+            if count == 0:
+                first_ns = received[i]
+            last_ns = received[i]
+            count += 1
             p = price[i]
             if np.isfinite(p):
                 if not np.isfinite(first_px):
@@ -235,13 +273,12 @@ def _group_kernel(order, starts, sorted_rows, price, cum_volume, oi, received, d
                     high = max(high, p)
                     low = min(low, p)
                 last_px = p
-            v = cum_volume[i]
             if v != missing:
                 if prev_cum != missing:
                     vol += v - prev_cum if v >= prev_cum else v
                 prev_cum = v
+                prev_day = day[i]
                 last_cum = v
-                carry_day[row] = day[i]
             if oi[i] != missing:
                 last_oi = oi[i]
             if np.isfinite(bid[i]):
@@ -251,6 +288,7 @@ def _group_kernel(order, starts, sorted_rows, price, cum_volume, oi, received, d
                 a = ask[i]
                 aq = ask_qty[i]
         carry_volume[row] = prev_cum
+        carry_day[row] = prev_day
         if np.isfinite(last_px):
             carry_price[row] = last_px
         o_open[g] = first_px
@@ -259,14 +297,15 @@ def _group_kernel(order, starts, sorted_rows, price, cum_volume, oi, received, d
         o_close[g] = last_px
         o_volume[g] = vol
         o_volume_traded[g] = last_cum
-        o_count[g] = hi - lo
+        o_count[g] = count
         o_oi[g] = last_oi
-        o_first[g] = received[order[lo]]
-        o_last[g] = received[order[hi - 1]]
+        o_first[g] = first_ns
+        o_last[g] = last_ns
         o_bid[g] = b
         o_bid_qty[g] = bq
         o_ask[g] = a
         o_ask_qty[g] = aq
+    return decreases
 
 
 def _bars(registry: InstrumentRegistry, rows: np.ndarray, g: _Groups, sel: np.ndarray) -> Table:

@@ -7,7 +7,8 @@ from small_registry import CE, FUT, NIFTY, PE, STOCK, small_registry
 
 from vectorticks.columns import MISSING_INT, TickBatch
 from vectorticks.compute import Carry, compute_window
-from vectorticks.masks import Reason
+from vectorticks.masks import Limits, Reason, tick_reasons
+from vectorticks.sources import SyntheticMarket
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +124,65 @@ def test_empty_window(registry):
     result, _carry = run(registry, TickBatch.empty())
     assert result.ticks_in == 0 and len(result.bars["open"]) == 0
     assert len(result.options["iv"]) == 0
+
+
+def validated(registry, batch, carry):
+    return compute_window(batch, registry, carry, seq=1, start_ns=0, end_ns=100,
+                          validation=Limits())
+
+
+def test_a_volume_decrease_is_quarantined_and_not_counted(registry):
+    _, carry = validated(registry, vol_batch([FUT], [1000]), Carry.initial(len(registry)))
+    batch = vol_batch([FUT, FUT, FUT, FUT, FUT, STOCK], [990, 1005, 1001, MISSING_INT, 1010, 3],
+                      start=10)
+    result, new_carry = validated(registry, batch, carry)
+    q = result.quarantine
+    assert q["received_ns"].tolist() == [10, 12]                  # 990 < 1000, 1001 < 1005
+    assert q["reason"].tolist() == [Reason.VOLUME_DECREASE] * 2
+    bar = pd.DataFrame(result.bars).set_index("instrument_token").loc[FUT]
+    assert (bar.volume, bar.volume_traded, bar.tick_count) == (10, 1010, 3)
+    assert (bar.first_received_ns, bar.last_received_ns) == (11, 14)
+    assert result.ticks_published + len(q["reason"]) == result.ticks_in == 6
+    assert new_carry.volume_traded[registry.rows_of(np.array([FUT]))[0]] == 1010
+
+
+def test_an_instrument_whose_every_tick_decreases_gets_no_bar(registry):
+    _, carry = validated(registry, vol_batch([FUT, STOCK], [1000, 50]),
+                         Carry.initial(len(registry)))
+    result, new_carry = validated(registry, vol_batch([STOCK, FUT, FUT, STOCK], [40, 900, 950, 60],
+                                                      start=10), carry)
+    assert result.bars["instrument_token"].tolist() == [STOCK]
+    assert result.bars["tick_count"].tolist() == [1] and result.bars["volume"].tolist() == [10]
+    assert result.quarantine["received_ns"].tolist() == [10, 11, 12]
+    assert new_carry.volume_traded[registry.rows_of(np.array([FUT]))[0]] == 1000  # kept
+
+
+def test_window_reasons_equal_tick_reasons_with_volume_decreases_and_days():
+    # compute_window judges VOLUME_DECREASE in its per-instrument pass; tick_reasons in
+    # arrival order: the two must agree tick for tick.
+    market = SyntheticMarket(300, rate=20_000, seed=2)
+    reg = market.registry
+    rng = np.random.default_rng(0)
+    carry = Carry.initial(len(reg))
+    decreases = 0
+    for trial in range(40):
+        cols = {name: col.copy() for name, col in market.next_batch(market.now_ns + 50 * 10**6)}
+        n = len(cols["volume_traded"])
+        volume = cols["volume_traded"]
+        hit = rng.integers(0, n, n // 10)
+        volume[hit] = np.where(volume[hit] != MISSING_INT,
+                               volume[hit] - rng.integers(0, 3000, len(hit)), MISSING_INT)
+        volume[rng.integers(0, n, n // 30)] = MISSING_INT
+        if trial % 3 == 0:  # the rest of the window is on the next IST day
+            cut = rng.integers(0, n)
+            cols["exchange_ts"][cut:] += 86_400 * 10**9
+            cols["received_ns"][cut:] += 86_400 * 10**9
+        cols["instrument_token"][rng.integers(0, n, 2)] = 7  # unknown
+        batch = TickBatch.from_columns(**cols)
+        expected = tick_reasons(batch, reg.rows_of(batch.instrument_token), reg.kind,
+                                carry.last_price, carry.volume_traded, carry.volume_day)
+        result, carry = validated(reg, batch, carry)
+        np.testing.assert_array_equal(result.tick_reasons, expected)
+        assert result.ticks_published + len(result.quarantine["reason"]) == n
+        decreases += int((expected & Reason.VOLUME_DECREASE).astype(bool).sum())
+    assert decreases > 1000
