@@ -33,12 +33,16 @@ def _ticker():
 
 
 def _ticks(n_derivatives, n_indices, seed=1):
-    """Ticks of the synthetic market: derivatives and index ticks."""
-    market = SyntheticMarket(5000, rate=50_000, seed=seed, burst_probability=0)
-    batch = market.next_batch(market.now_ns + 2_000_000_000)
-    is_index = (batch.instrument_token & 0xFF) == 9
-    return (batch.take(np.flatnonzero(~is_index)[:n_derivatives]),
-            batch.take(np.flatnonzero(is_index)[:n_indices]))
+    """Ticks of the synthetic market: derivatives, and index ticks from two minutes of a
+    slower market (indices tick about once a second at any rate)."""
+    def first(n, rate, seconds, index):
+        market = SyntheticMarket(5000, rate=rate, seed=seed, burst_probability=0)
+        batch = market.next_batch(market.now_ns + seconds * 1_000_000_000)
+        picked = np.flatnonzero(((batch.instrument_token & 0xFF) == 9) == index)[:n]
+        assert len(picked) == n
+        return batch.take(picked)
+
+    return first(n_derivatives, 50_000, 2, False), first(n_indices, 1_000, 120, True)
 
 
 def _packets(frame):
