@@ -1459,6 +1459,25 @@ def _greeks_valid(underlying, strike, t, sigma, r, q):
             and abs(r * t) <= 700.0 and abs((r - q) * t) <= 700.0)
 
 
+@jit(inline="always")
+def _greeks_of(bsm, theta_sign, underlying, strike, t, r, q, df, growth, value, n1, n2, gamma_f,
+               decay, vega):
+    """(price, delta, gamma, theta per day, vega and rho per 1 %) from the parts both Greeks
+    kernels find: the price, Φ(θ d1) and Φ(θ d2) (``n1``, ``n2``), ∂²V/∂F², the decay term
+    ½σ²F²Γ_F and ∂V/∂σ."""
+    if bsm:
+        delta = theta_sign * df * growth * n1    # θ e^{-qt} Φ(θ d1)
+        gamma = gamma_f * growth * growth
+        theta_year = r * value - (r - q) * (underlying * delta) - decay
+        rho = theta_sign * strike * (t * df * n2)
+    else:
+        delta = theta_sign * df * n1
+        gamma = gamma_f
+        theta_year = r * value - decay
+        rho = -t * value
+    return value, delta, gamma, theta_year * _PER_DAY, 0.01 * vega, 0.01 * rho
+
+
 @jit
 def _price_impl(underlying, strike, t, sigma, r, q, is_call, bsm, df, growth):
     if not bsm:
@@ -1498,18 +1517,8 @@ def _greeks_impl(underlying, strike, t, sigma, r, q, is_call, bsm, df, growth):
     else:
         gamma_f = 0.0
         decay = 0.0
-    vega = df * fphi * sqt
-    if bsm:
-        delta = theta_sign * df * growth * n1    # θ e^{-qt} Φ(θ d1)
-        gamma = gamma_f * growth * growth
-        theta_year = r * value - (r - q) * (underlying * delta) - decay
-        rho = theta_sign * strike * (t * df * n2)
-    else:
-        delta = theta_sign * df * n1
-        gamma = gamma_f
-        theta_year = r * value - decay
-        rho = -t * value
-    return value, delta, gamma, theta_year * _PER_DAY, 0.01 * vega, 0.01 * rho
+    return _greeks_of(bsm, theta_sign, underlying, strike, t, r, q, df, growth, value, n1, n2,
+                      gamma_f, decay, df * fphi * sqt)
 
 
 # The branch-free price and Greeks take rows with 1e-30 <= sigma <= 1e4 and the
@@ -1585,18 +1594,10 @@ def _greeks_fast(underlying, strike, t, sigma, r, q, is_call, bsm):
     dfphi_s = df * fphi * inv_s
     gamma_f = dfphi_s * inv_f * inv_f           # ∂²V/∂F² = DF φ(d1)/(F σ √t)
     decay = 0.5 * dfphi_s * sigma * sigma       # ½σ²F²Γ_F = DF·Fφ(d1)·σ/(2√t)
-    vega = df * fphi * sqt
-    if bsm:
-        delta = theta_sign * df * growth * n1   # θ e^{-qt} Φ(θ d1)
-        gamma = gamma_f * growth * growth
-        theta_year = r * value - (r - q) * (underlying * delta) - decay
-        rho = theta_sign * strike * (t * df * n2)
-    else:
-        delta = theta_sign * df * n1
-        gamma = gamma_f
-        theta_year = r * value - decay
-        rho = -t * value
-    return ok, value, delta, gamma, theta_year * _PER_DAY, 0.01 * vega, 0.01 * rho
+    price, delta, gamma, theta, vega, rho = _greeks_of(
+        bsm, theta_sign, underlying, strike, t, r, q, df, growth, value, n1, n2, gamma_f, decay,
+        df * fphi * sqt)
+    return ok, price, delta, gamma, theta, vega, rho
 
 
 @jit
