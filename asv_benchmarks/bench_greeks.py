@@ -340,14 +340,7 @@ def side_by_side(n=N_SIDE_BY_SIDE, rounds=5):
     for _ in range(rounds):
         for name, (iv, gr) in impls.items():
             for kind, fn in (("iv", iv), ("greeks", gr)):
-                # best of two back-to-back calls: the state another library's run leaves
-                # behind (freed memory, caches) is not charged to the next one
-                best = math.inf
-                for _ in range(2):
-                    t0 = time.perf_counter()
-                    fn()
-                    best = min(best, time.perf_counter() - t0)
-                times[name, kind].append(best)
+                times[name, kind].append(_best_of_two(fn))
     ours = {kind: np.median(times["vectorticks", kind]) for kind in ("iv", "greeks")}
     print(f"{n:,} Black-76 options (chains of 200, 1-90 days), {rounds} interleaved rounds, "
           "median of best-of-2")
@@ -422,15 +415,7 @@ def million(rounds=5, baseline=None):
         times = {key: [] for key in fns}
         for _ in range(rounds):
             for key, fn in fns.items():
-                # best of two back-to-back calls: the state another call's large arrays
-                # leave behind (freed memory the next allocation must fault in again) is
-                # not charged to this one
-                best = math.inf
-                for _ in range(2):
-                    t0 = time.perf_counter()
-                    fn()
-                    best = min(best, time.perf_counter() - t0)
-                times[key].append(best)
+                times[key].append(_best_of_two(fn))
         for (model, what, name), ts in times.items():
             ns = np.median(ts) / N_LARGE * 1e9
             ratio = ""
@@ -462,6 +447,18 @@ def chain(rounds=41, baseline=None):
     print(_load())
     for name, ts in times.items():
         print(f"5,000-option chain, IV + Greeks, {name:12s} {np.median(ts) * 1e3:.2f} ms")
+
+
+def _best_of_two(fn):
+    """Wall time of the faster of two back-to-back calls of ``fn``, in s: the state another
+    call leaves behind (freed memory the next allocation must fault in again, caches) is not
+    charged to this one."""
+    best = math.inf
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 if __name__ == "__main__":

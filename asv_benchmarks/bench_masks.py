@@ -11,9 +11,14 @@ import numpy as np
 
 from vectorticks.chain import GreeksParams
 from vectorticks.columns import MISSING_INT
-from vectorticks.compute import Carry, compute_window
+from vectorticks.compute import compute_window
 from vectorticks.masks import Limits, tick_reasons
 from vectorticks.sources import SyntheticMarket
+
+try:
+    from .bench_core import warm_window
+except ImportError:  # imported from the benchmarks folder
+    from bench_core import warm_window
 
 N_TICKS = 1_000_000
 WINDOW_NS = 100_000_000
@@ -80,14 +85,7 @@ class ValidationGrowth:
     timeout = 600
 
     def setup(self, greeks):
-        market = SyntheticMarket(5000, rate=50_000.0, seed=1, burst_probability=0)
-        batches = [market.next_batch(market.now_ns + WINDOW_NS) for _ in range(6)]
-        self.registry = market.registry
-        carry = Carry.initial(len(self.registry))
-        for b in batches[:5]:  # prices of futures and indices are known, as in a live run
-            _, carry = compute_window(b, self.registry, carry, seq=1, start_ns=0, end_ns=1)
-        self.batch, self.carry = batches[5], carry
-        self.end_ns = int(self.batch.received_ns[-1])
+        self.registry, self.batch, self.carry, self.end_ns = warm_window(5000)
         self.greeks = GreeksParams() if greeks else None
         self.limits = Limits()
         self.time_validated(greeks)

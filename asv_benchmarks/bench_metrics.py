@@ -16,25 +16,19 @@ import time
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 
-from vectorticks.compute import Carry, compute_window
+from vectorticks.compute import compute_window
 from vectorticks.config import Settings
 from vectorticks.metrics import EngineMetrics
 
 try:
-    from .bench_core import market_windows
+    from .bench_core import warm_window
 except ImportError:  # run as a script
-    from bench_core import market_windows
+    from bench_core import warm_window
 
 
 def _window(n_instruments, greeks):
-    registry, batches = market_windows(n_instruments, 1.0)
     settings = Settings(greeks_enabled=greeks)
-    carry = Carry.initial(len(registry))
-    for b in batches[:5]:
-        _, carry = compute_window(b, registry, carry, seq=1, start_ns=0, end_ns=1,
-                                  validation=settings.validation_limits)
-    batch = batches[5]
-    end_ns = int(batch.received_ns[-1])
+    registry, batch, carry, end_ns = warm_window(n_instruments, settings.validation_limits)
 
     def compute():
         result, _ = compute_window(batch, registry, carry, seq=1, start_ns=0, end_ns=end_ns,
