@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="append every raw frame to a daily tick log in DIR (for replay)")
     live.add_argument("--ws-url", help="WebSocket endpoint (default: VECTORTICKS_KITE_WS_URL, "
                                        "else Kite's)")
+    live.add_argument("--ca-file", metavar="PEM",
+                      help="certificate authorities a wss:// endpoint must chain to "
+                           "(default: VECTORTICKS_KITE_CA_FILE, else certifi's bundle)")
     live.add_argument("--per-connection", type=int, default=3000, metavar="N",
                       help="instruments per connection (Kite's limit: 3000; 3 per API key)")
     live.add_argument("--queue-capacity", type=int, default=10_000, metavar="FRAMES",
@@ -348,6 +351,7 @@ def run_live_cmd(args: argparse.Namespace) -> int:
     from .errors import VectorticksError
     from .instruments import InstrumentRegistry
     from .live import (
+        ENV_CA_FILE,
         ENV_WS_URL,
         KiteCredentials,
         LiveSource,
@@ -368,7 +372,8 @@ def run_live_cmd(args: argparse.Namespace) -> int:
                             root=args.ws_url or os.environ.get(ENV_WS_URL) or None,
                             per_connection=args.per_connection,
                             queue_capacity=args.queue_capacity,
-                            reconnect_initial_delay=args.reconnect_delay)
+                            reconnect_initial_delay=args.reconnect_delay,
+                            ca_file=args.ca_file or os.environ.get(ENV_CA_FILE) or None)
         settings, sink, target = _settings_and_sink(args)
     except VectorticksError as exc:
         print(f"run: {exc}", file=sys.stderr)

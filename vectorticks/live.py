@@ -17,7 +17,9 @@ be restarted, so a process runs one live source in its life.
 
 Credentials come from ``VECTORTICKS_KITE_API_KEY`` and ``VECTORTICKS_KITE_ACCESS_TOKEN``
 (:meth:`KiteCredentials.from_env`) and are never logged: the access token is kept out of
-``repr`` and the connection URL, which carries it, is never printed.
+``repr`` and the connection URL, which carries it, is never printed. A ``wss://``
+connection verifies the server's certificate and host name (kiteconnect's own ``connect``
+verifies neither), against certifi's authorities or a given PEM bundle.
 
 Importing this module does not import kiteconnect or twisted; :meth:`LiveSource.start`
 does (``pip install kiteconnect``).
@@ -76,6 +78,7 @@ _IST = timezone(timedelta(hours=5, minutes=30))
 ENV_API_KEY = "VECTORTICKS_KITE_API_KEY"
 ENV_ACCESS_TOKEN = "VECTORTICKS_KITE_ACCESS_TOKEN"
 ENV_WS_URL = "VECTORTICKS_KITE_WS_URL"
+ENV_CA_FILE = "VECTORTICKS_KITE_CA_FILE"
 
 
 # -- credentials -------------------------------------------------------------------------------
@@ -287,6 +290,7 @@ def _ticker_class() -> type:
 
         on_frame: Callable[[bytes], None] | None = None
         initial_delay: float | None = None
+        tls: Any = None  # verifying TLS options for a wss:// root (_verified_tls)
 
         def _on_message(self, ws: Any, payload: bytes, is_binary: bool) -> None:
             if is_binary:
@@ -300,7 +304,37 @@ def _ticker_class() -> type:
             if self.initial_delay is not None:  # twisted's first reconnect delay
                 self.factory.initialDelay = self.factory.delay = self.initial_delay
 
+        def connect(self) -> None:
+            """kiteconnect's ``connect`` with ``tls``, which verifies the server (see
+            :func:`_verified_tls`); the reactor is run by :class:`LiveSource`."""
+            from autobahn.twisted.websocket import connectWS
+
+            self._create_connection(self.socket_url, useragent=self._user_agent(),
+                                    headers={"X-Kite-Version": "3"})
+            if self.factory.isSecure and self.tls is None:
+                raise ConfigError("a wss:// connection needs verifying TLS options")
+            connectWS(self.factory, contextFactory=self.tls, timeout=self.connect_timeout)
+
     return RawKiteTicker
+
+
+def _verified_tls(host: str, ca_file: str | None) -> Any:
+    """twisted TLS options that verify the server's certificate chain, against the PEM
+    bundle ``ca_file`` (else certifi's, as kiteconnect's HTTP API verifies with
+    ``requests``), and that the certificate names ``host``. kiteconnect's own ``connect``
+    uses twisted's ``ClientContextFactory``, which checks neither: anyone on the path could
+    present any certificate and read the access token in the connection URL."""
+    import certifi
+    from twisted.internet import ssl
+
+    with open(ca_file or certifi.where(), "rb") as f:
+        pem = f.read()
+    end = b"-----END CERTIFICATE-----"
+    certificates = [ssl.Certificate.loadPEM(block + end) for block in pem.split(end)
+                    if b"-----BEGIN CERTIFICATE-----" in block]
+    if not certificates:
+        raise ConfigError(f"no PEM certificate in the CA file {ca_file!r}")
+    return ssl.optionsForClientTLS(host, trustRoot=ssl.trustRootFromCertificates(certificates))
 
 
 class LiveSource:
@@ -323,6 +357,9 @@ class LiveSource:
     reconnect_initial_delay
         First reconnect delay in seconds (twisted's backoff multiplies it by e per
         attempt up to ``reconnect_max_delay``; kiteconnect's minimum for that is 5 s).
+    ca_file
+        PEM bundle of the certificate authorities that a ``wss://`` root's certificate must
+        chain to (default certifi's); the certificate must also name the root's host.
     clock
         Receive-time stamp in ns (wall clock; windows are cut on it).
     """
@@ -332,13 +369,20 @@ class LiveSource:
                  per_connection: int = KITE_MAX_INSTRUMENTS_PER_CONNECTION,
                  max_connections: int = KITE_MAX_CONNECTIONS, queue_capacity: int = 10_000,
                  reconnect_initial_delay: float = 1.0, reconnect_max_delay: int = 60,
-                 reconnect_max_tries: int = 50, clock: Clock = time.time_ns):
+                 reconnect_max_tries: int = 50, ca_file: str | PathLike[str] | None = None,
+                 clock: Clock = time.time_ns):
         if mode not in ("full", "quote", "ltp"):
             raise ConfigError(f"mode must be full, quote or ltp, got {mode!r}")
         self._cls = _ticker_class()  # kiteconnect missing: ConfigError now, not on start
         self.credentials = credentials
         self.mode = mode
         self.root = root or KITE_WS_URL
+        from autobahn.websocket.util import parse_url  # kiteconnect's dependency
+
+        try:
+            self._secure, self._host = parse_url(self.root)[:2]
+        except ValueError as exc:
+            raise ConfigError(f"bad Kite WebSocket URL: {exc}") from None
         self.groups = split_tokens(tokens, per_connection=per_connection,
                                    max_connections=max_connections)
         self.queue = FrameQueue(queue_capacity)
@@ -346,6 +390,9 @@ class LiveSource:
         self.reconnect_initial_delay = reconnect_initial_delay
         self.reconnect_max_delay = reconnect_max_delay
         self.reconnect_max_tries = reconnect_max_tries
+        self.ca_file = None if ca_file is None else os.fspath(ca_file)
+        if self.ca_file is not None and not os.path.isfile(self.ca_file):
+            raise ConfigError(f"CA file not found: {self.ca_file}")
         self._clock = clock
         self._tickers: list[Any] = []
         self._reactor: Any = None
@@ -414,8 +461,11 @@ class LiveSource:
             raise RuntimeError("live source already started")
         from twisted.internet import reactor
 
+        tls = _verified_tls(self._host, self.ca_file) if self._secure else None
         self._reactor = reactor
         self._tickers = [self._make_ticker(self._cls, i) for i in range(len(self.groups))]
+        for ticker in self._tickers:
+            ticker.tls = tls
         if not reactor.running:
             self._thread = threading.Thread(target=reactor.run, name="vectorticks-kite",
                                             kwargs={"installSignalHandlers": False},
