@@ -42,6 +42,34 @@ def test_sorted_by_token_and_rows_of(registry):
     assert rows[1] == -1 and rows[3] == -1
 
 
+@pytest.mark.parametrize("n", [0, 1, 7, 5000, 40_000])
+def test_rows_of_equals_a_search_of_the_sorted_tokens(n):
+    from vectorticks.instruments import _rows_of, _token_table
+
+    rng = np.random.default_rng(n)
+    # Random tokens, and runs of consecutive ones (Kite's are exchange_token << 8 | segment:
+    # neighbours differ in the low bits, where a poor hash would cluster them).
+    token = np.unique(np.concatenate([
+        rng.integers(0, 2**32, n // 2, dtype=np.uint64),
+        (rng.integers(0, 2**24) << 8) + 256 * np.arange(n - n // 2, dtype=np.uint64),
+    ]).astype(np.uint32))
+    probes = np.concatenate([token, rng.integers(0, 2**32, 3 * n + 10, dtype=np.uint64)
+                             .astype(np.uint32), np.array([0, 2**32 - 1], np.uint32)])
+    at = np.searchsorted(token, probes)
+    found = (at < len(token)) & (token[np.minimum(at, max(len(token) - 1, 0))] == probes) \
+        if len(token) else np.zeros(len(probes), bool)
+    expected = np.where(found, at, -1)
+    np.testing.assert_array_equal(_rows_of(probes, *_token_table(token)), expected)
+
+
+def test_a_token_listed_twice_maps_to_its_first_row():
+    from vectorticks.instruments import _rows_of, _token_table
+
+    token = np.array([5, 9, 9, 12], np.uint32)
+    np.testing.assert_array_equal(_rows_of(np.array([9, 12, 7], np.uint32),
+                                           *_token_table(token)), [1, 3, -1])
+
+
 def test_kinds(registry):
     kinds = dict(zip(registry.tradingsymbol, registry.kind, strict=True))
     assert kinds["NIFTY 50"] == Kind.INDEX and kinds["INFY"] == Kind.EQUITY
