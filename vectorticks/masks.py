@@ -593,18 +593,58 @@ def _same_tick(i, k, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, as
 
 
 @jit(inline="always")
-def _confirmed(pairs, q, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq):
-    """Whether pair q, (tick << 32 | earlier tick), of a hash search is a duplicate: the two
-    ticks are equal column by column, or, after a hash collision, the tick equals one of the
-    later ticks of the earlier one's hash (each stopped there, so it is among the earlier
-    pairs)."""
-    i = np.int64(pairs[q] >> _S32)
-    k = np.int64(pairs[q] & _LOW32)
-    same = _same_tick(i, k, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq)
-    for r in range(0 if same else q):
-        if (np.int64(pairs[r] & _LOW32) == k) & (not same):
-            same = _same_tick(i, np.int64(pairs[r] >> _S32), token, ex, lp, ltq, atp, vol, tbq,
-                              tsq, oi, pc, bid, bq, ask, aq)
+def _float_key(x):
+    """A float64's bits with the duplicate rule's equalities: NaN and ±0.0 all give 0."""
+    return _float_bits(x) if (x != 0.0) & (x == x) else _U(0)
+
+
+@jit(inline="always")
+def _full_hash(i, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq):
+    """A 64-bit hash of every column of tick i but received_ns (equal ticks alike)."""
+    h = _U(token[i])
+    for x in (_U(ex[i]), _float_key(lp[i]), _U(ltq[i]), _float_key(atp[i]), _U(vol[i]),
+              _U(tbq[i]), _U(tsq[i]), _U(oi[i]), _float_key(pc[i]), _float_key(bid[i]),
+              _U(bq[i]), _float_key(ask[i]), _U(aq[i])):
+        h = (h ^ x) * _MIX
+        h ^= h >> _U(29)
+    return h
+
+
+@jit
+def _confirm_pairs(pairs, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq):
+    """Whether each pair (tick << 32 | earlier tick) of a hash search, in arrival order of
+    its tick, is a duplicate: the two ticks are equal column by column, or, after a hash
+    collision, the tick equals an earlier tick that collided with it. The colliding ticks
+    go into a table of their hash over every column (made on the first collision), so a
+    window of ticks equal but in the columns the search's hash leaves out costs a probe
+    each, not a comparison with every earlier one."""
+    n = len(pairs)
+    same = np.empty(n, np.bool_)
+    keys = np.empty(0, np.uint64)
+    ticks = np.empty(0, np.int64)
+    shift = _U(0)
+    for q in range(n):
+        i = np.int64(pairs[q] >> _S32)
+        k = np.int64(pairs[q] & _LOW32)
+        s = _same_tick(i, k, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq)
+        if not s:
+            if not len(ticks):
+                bits = 2
+                while (1 << bits) < 2 * n:
+                    bits += 1
+                keys = np.empty(1 << bits, np.uint64)
+                ticks = np.full(1 << bits, -1, np.int64)
+                shift = _U(64 - bits)
+            h = _full_hash(i, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq)
+            j = np.int64((h * _MIX) >> shift)
+            while ticks[j] >= 0 and not s:
+                s = (keys[j] == h) and _same_tick(i, ticks[j], token, ex, lp, ltq, atp, vol,
+                                                  tbq, tsq, oi, pc, bid, bq, ask, aq)
+                j = (j + 1) & (len(ticks) - 1)
+            if not s:
+                keys[j] = h
+                ticks[j] = i
+        same[q] = s
     return same
 
 
@@ -863,16 +903,16 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
                 n_pairs = _partition_matches(part[counts[b]:counts[b + 1]], p_bits, table32,
                                              pairs, n_pairs)
     revote = False  # the volume rule judged a tick by a wrong guess of its DUPLICATE bit
+    same = _confirm_pairs(pairs[:n_pairs], token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid,
+                          bq, ask, aq)
     for q in range(n_pairs):
         i = np.int64(pairs[q] >> _S32)
-        same = _confirmed(pairs, q, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask,
-                          aq)
         # One table marked its matches before the volume rule; with partitions, pass 1
         # judged their volumes as if they were no duplicates.
         bits = reasons[i] & ~_DUPLICATE
-        if same != (not p_bits):
+        if same[q] != (not p_bits):
             revote |= ((bits & ~_VOLUME_DECREASE) == 0) & (vol[i] != _MISSING)
-        reasons[i] = bits | _flag(same, _DUPLICATE)
+        reasons[i] = bits | _flag(same[q], _DUPLICATE)
 
     if volume & ((not one_day) | revote):
         # Pass 3, arrival order: the volume rule in general (several days), or again.
@@ -1122,14 +1162,15 @@ def _search(part, starts, b0, b1, p_bits, token, ex, lp, ltq, atp, vol, tbq, tsq
 @jit
 def _confirm(pairs, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq,
              reasons):
-    """Each (tick << 32 | earlier tick) pair of a partitioned search compared column by
-    column, as in _reasons_kernel; a confirmed one is a DUPLICATE. Returns whether one had
-    been judged as a valid volume."""
+    """The pairs of a partitioned search confirmed (_confirm_pairs; a partition's pairs are
+    in arrival order, and equal ticks share a partition); a confirmed one is a DUPLICATE.
+    Returns whether one had been judged as a valid volume."""
     revote = False
+    same = _confirm_pairs(pairs, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask,
+                          aq)
     for q in range(len(pairs)):
         i = np.int64(pairs[q] >> _S32)
-        if _confirmed(pairs, q, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask,
-                      aq):
+        if same[q]:
             bits = reasons[i]
             revote |= ((bits & ~_VOLUME_DECREASE) == 0) & (vol[i] != _MISSING)
             reasons[i] = bits | _DUPLICATE
