@@ -477,11 +477,35 @@ def _present(q):
 
 
 @jit(inline="always")
+def _float_key(x):
+    """A float64's bits with the duplicate rule's equalities: NaN and ±0.0 all give 0."""
+    return _float_bits(x) if (x != 0.0) & (x == x) else _U(0)
+
+
+@jit(inline="always")
+def _table_bits(slots, least):
+    """log2 of the smallest power of two ≥ ``slots`` and ≥ 2**``least``: a table's size."""
+    bits = least
+    while (1 << bits) < slots:
+        bits += 1
+    return bits
+
+
+@jit(inline="always")
+def _low_bits(max_q):
+    """The quantity screen's bound: the largest 2**k - 1 ≤ max_quantity."""
+    low = 0
+    while low <= (max_q - 1) // 2:
+        low = low * 2 + 1
+    return low
+
+
+@jit(inline="always")
 def _fold_float(x):
     """A float64's bits folded to 32 bits (in the low half; the high half is junk that
     the 32 × 32-bit multiply ignores), equal values alike: NaN, 0.0 and -0.0 all fold to
     0 (they then collide, which only costs a comparison)."""
-    u = _float_bits(x) if (x != 0.0) & (x == x) else _U(0)
+    u = _float_key(x)
     return u ^ (u >> _S32)
 
 
@@ -593,12 +617,6 @@ def _same_tick(i, k, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, as
 
 
 @jit(inline="always")
-def _float_key(x):
-    """A float64's bits with the duplicate rule's equalities: NaN and ±0.0 all give 0."""
-    return _float_bits(x) if (x != 0.0) & (x == x) else _U(0)
-
-
-@jit(inline="always")
 def _full_hash(i, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq):
     """A 64-bit hash of every column of tick i but received_ns (equal ticks alike)."""
     h = _U(token[i])
@@ -629,9 +647,7 @@ def _confirm_pairs(pairs, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, b
         s = _same_tick(i, k, token, ex, lp, ltq, atp, vol, tbq, tsq, oi, pc, bid, bq, ask, aq)
         if not s:
             if not len(ticks):
-                bits = 2
-                while (1 << bits) < 2 * n:
-                    bits += 1
+                bits = _table_bits(2 * n, 2)
                 keys = np.empty(1 << bits, np.uint64)
                 ticks = np.full(1 << bits, -1, np.int64)
                 shift = _U(64 - bits)
@@ -738,9 +754,7 @@ def _partition_matches(part, p_bits, table, pairs, n_pairs):
     ``p_bits`` are the partition's), as _matches_and_volume finds them, into ``pairs``
     from ``n_pairs`` on. Returns the new count."""
     m = len(part)
-    s_bits = 2
-    while (1 << s_bits) < 4 * m:
-        s_bits += 1
+    s_bits = _table_bits(4 * m, 2)
     mask = _U((1 << s_bits) - 1)
     shift = _U(32 - s_bits)
     table[: (1 << s_bits)] = 0
@@ -826,10 +840,7 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
     state_volume = np.empty(n_rows if volume else 0, np.int64)
     for r in range(len(state_volume)):
         state_volume[r] = carry_volume[r] if carry_day[r] == d0 else _MISSING
-    # The quantity screen's bound: the largest 2**k - 1 ≤ max_quantity.
-    low_bits = 0
-    while low_bits <= (max_q - 1) // 2:
-        low_bits = low_bits * 2 + 1
+    low_bits = _low_bits(max_q)
     # Duplicates: up to _BUCKET_TICKS ticks, one table; above, 2**p_bits partitions of the
     # ticks by hash, one table each (a table then stays in cache).
     p_bits = 0
@@ -872,9 +883,7 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
     # column.
     pairs = np.empty(n, np.uint64)
     if not p_bits:
-        t_bits = 4
-        while (1 << t_bits) < 4 * n:  # load ≤ 1/4
-            t_bits += 1
+        t_bits = _table_bits(4 * n, 4)  # load ≤ 1/4
         n_pairs = _matches_and_volume(hashes, np.zeros(1 << t_bits, np.uint16),
                                       _U(64 - t_bits), rows, vol, state_volume,
                                       one_day & volume,
@@ -888,9 +897,7 @@ def _reasons_kernel(rows, kind, carry_price, carry_volume, carry_day, day,
         largest = 0
         for b in range(1 << p_bits):
             largest = max(largest, counts[b + 1] - counts[b])
-        size = 4
-        while size < 4 * largest:
-            size *= 2
+        size = 1 << _table_bits(4 * largest, 2)
         n_pairs = 0
         if largest < 2**16:
             table16 = np.empty(size, np.uint16)
@@ -977,9 +984,7 @@ def _judge_part(lo, hi, from_carry, day, rows, kind, carry_price, carry_volume, 
             other_days += (t < lo_t) | (t >= hi_t)
     one_day = other_days == 0
     _start_volume(from_carry, carry_volume, carry_day, d0, state_volume, first_volume)
-    low_bits = 0
-    while low_bits <= (max_q - 1) // 2:
-        low_bits = low_bits * 2 + 1
+    low_bits = _low_bits(max_q)
     p_shift = _U(64 - p_bits)
     counts = np.zeros((1 << p_bits) + 1, np.int64)
     recent = np.zeros(2 * _RECENT, np.uint64)
@@ -1139,9 +1144,7 @@ def _search(part, starts, b0, b1, p_bits, token, ex, lp, ltq, atp, vol, tbq, tsq
         total += m
     bucket = np.empty(largest, np.uint64)
     pairs = np.empty(total, np.uint64)
-    size = 4
-    while size < 4 * largest:
-        size *= 2
+    size = 1 << _table_bits(4 * largest, 2)
     table16 = np.empty(size if largest < 2**16 else 0, np.uint16)
     table32 = np.empty(0 if largest < 2**16 else size, np.uint32)
     n_pairs = 0
